@@ -1,0 +1,59 @@
+"""The shape every OHLCV frame in the project takes, and the function that gives it that shape.
+
+A canonical frame is what yfinance returns: a tz-aware ``DatetimeIndex`` in the
+instrument's exchange timezone (``datetime64[ns, tz]``), sorted and unique, named
+'Date' for daily and coarser bars and 'Datetime' for intraday bars, with the
+columns Open, High, Low, Close (float64) and Volume (int64).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .enums import DataResolution
+
+__all__ = ["OHLCV_COLUMNS", "PRICE_COLUMNS", "empty_frame", "normalize_frame"]
+
+PRICE_COLUMNS = ("Open", "High", "Low", "Close")
+OHLCV_COLUMNS = (*PRICE_COLUMNS, "Volume")
+
+
+def empty_frame(resolution: DataResolution, timezone: str = "UTC") -> pd.DataFrame:
+    """A canonical frame with no rows.
+
+    Examples
+    --------
+    >>> empty_frame(DataResolution.DAY_01, "America/New_York").index.name
+    'Date'
+    """
+    index = pd.DatetimeIndex([], dtype=f"datetime64[ns, {timezone}]", name=resolution.index_name)
+    frame = pd.DataFrame({col: pd.Series(dtype="float64") for col in PRICE_COLUMNS}, index=index)
+    frame["Volume"] = pd.Series(dtype="int64")
+    return frame
+
+
+def normalize_frame(frame: pd.DataFrame, resolution: DataResolution, timezone: str) -> pd.DataFrame:
+    """Return ``frame`` in canonical form for ``resolution`` in ``timezone``.
+
+    Keeps only the OHLCV columns, drops rows without a Close, casts prices to
+    float64 and Volume to int64 (missing volume counts as 0), converts a tz-aware
+    index to ``timezone`` (a naive index is taken to be in ``timezone`` already),
+    sorts it and keeps the last row of any duplicated timestamp.
+
+    Raises
+    ------
+    KeyError
+        If one of Open, High, Low, Close or Volume is missing.
+    """
+    out = frame.loc[:, list(OHLCV_COLUMNS)].copy()
+    index = pd.DatetimeIndex(out.index)
+    index = index.tz_localize(timezone) if index.tz is None else index.tz_convert(timezone)
+    out.index = index.as_unit("ns").rename(resolution.index_name)
+    out = out[out["Close"].notna()]
+    for col in PRICE_COLUMNS:
+        out[col] = out[col].astype("float64")
+    volume = pd.to_numeric(out["Volume"], errors="coerce").fillna(0)
+    out["Volume"] = np.round(volume.to_numpy(dtype="float64")).astype("int64")
+    out = out[~out.index.duplicated(keep="last")]
+    return out.sort_index(kind="stable")
