@@ -5,7 +5,7 @@ back into the matching exception class. Each class also inherits a fitting
 builtin, so ``except KeyError`` or ``except TimeoutError`` work as expected::
 
     DataProviderError(Exception)                       .code .message .field .details .ticker
-    ├── InvalidRequestError(ValueError)                INVALID_* , BATCH_TOO_LARGE, UNKNOWN_EVENT
+    ├── InvalidRequestError(ValueError)                INVALID_*, BATCH_TOO_LARGE, UNKNOWN_EVENT
     ├── DataNotFoundError(LookupError)
     │   ├── NotCachedError                             NOT_CACHED
     │   ├── NoDataError                                NO_DATA
@@ -223,6 +223,7 @@ _VALIDATION_CODES = (
     "INVALID_TIME_RANGE",
     "INVALID_LIMIT",
     "INVALID_FORMAT",
+    "INVALID_FILE",
     "BATCH_TOO_LARGE",
     "UNKNOWN_EVENT",
 )
