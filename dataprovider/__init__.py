@@ -5,8 +5,50 @@ from __future__ import annotations
 import logging
 
 from ._version import __version__
+from .client import DataProviderLocal
 from .enums import DataPeriod, DataResolution
+from .errors import (
+    CacheCorruptError,
+    ConnectionFailedError,
+    DataNotFoundError,
+    DataProviderError,
+    InternalServerError,
+    InvalidRequestError,
+    NoDataError,
+    NotCachedError,
+    RangeNotAvailableError,
+    RequestTimeoutError,
+    ServerBusyError,
+    StorageFullError,
+    SymbolNotFoundError,
+    UpstreamError,
+    UpstreamRateLimitedError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__ = sorted(["DataPeriod", "DataResolution", "__version__"])
+__all__ = [
+    "CacheCorruptError",
+    "ConnectionFailedError",
+    "DataNotFoundError",
+    "DataPeriod",
+    "DataProviderError",
+    "DataProviderLocal",
+    "DataResolution",
+    "InternalServerError",
+    "InvalidRequestError",
+    "NoDataError",
+    "NotCachedError",
+    "RangeNotAvailableError",
+    "RequestTimeoutError",
+    "ServerBusyError",
+    "StorageFullError",
+    "SymbolNotFoundError",
+    "UpstreamError",
+    "UpstreamRateLimitedError",
+    "UpstreamTimeoutError",
+    "UpstreamUnavailableError",
+    "__version__",
+]

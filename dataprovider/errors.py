@@ -226,6 +226,8 @@ _VALIDATION_CODES = (
     "INVALID_FILE",
     "BATCH_TOO_LARGE",
     "UNKNOWN_EVENT",
+    "UNKNOWN_ENDPOINT",
+    "METHOD_NOT_ALLOWED",
 )
 
 #: Every error code, mapped to the exception class that carries it.

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .enums import DataResolution
 
-__all__ = ["OHLCV_COLUMNS", "PRICE_COLUMNS", "empty_frame", "normalize_frame"]
+__all__ = ["OHLCV_COLUMNS", "PRICE_COLUMNS", "bar_ends", "empty_frame", "normalize_frame"]
 
 PRICE_COLUMNS = ("Open", "High", "Low", "Close")
 OHLCV_COLUMNS = (*PRICE_COLUMNS, "Volume")
@@ -49,7 +49,7 @@ def normalize_frame(frame: pd.DataFrame, resolution: DataResolution, timezone: s
     out = frame.loc[:, list(OHLCV_COLUMNS)].copy()
     index = pd.DatetimeIndex(out.index)
     index = index.tz_localize(timezone) if index.tz is None else index.tz_convert(timezone)
-    out.index = index.as_unit("ns").rename(resolution.index_name)
+    out.index = pd.DatetimeIndex(index.as_unit("ns"), freq=None, name=resolution.index_name)
     out = out[out["Close"].notna()]
     for col in PRICE_COLUMNS:
         out[col] = out[col].astype("float64")
@@ -57,3 +57,24 @@ def normalize_frame(frame: pd.DataFrame, resolution: DataResolution, timezone: s
     out["Volume"] = np.round(volume.to_numpy(dtype="float64")).astype("int64")
     out = out[~out.index.duplicated(keep="last")]
     return out.sort_index(kind="stable")
+
+
+def bar_ends(index: pd.DatetimeIndex, resolution: DataResolution) -> pd.DatetimeIndex:
+    """When each bar of ``index`` closes: start plus the bar width, in local calendar terms.
+
+    A daily bar closes at the next local midnight, a weekly one a week after its
+    Monday, a monthly one on the first of the next month.
+
+    Examples
+    --------
+    >>> idx = pd.DatetimeIndex(["2024-01-31"], tz="America/New_York")
+    >>> bar_ends(idx, DataResolution.MONTH_01)[0].isoformat()
+    '2024-02-01T00:00:00-05:00'
+    """
+    if resolution.is_intraday:
+        return index + pd.Timedelta(minutes=resolution.minutes)
+    if resolution is DataResolution.MONTH_01:
+        return index.normalize() + pd.offsets.MonthBegin(1)
+    days = 7 if resolution is DataResolution.WEEK_01 else 1
+    naive = index.tz_localize(None).normalize() + pd.Timedelta(days=days)
+    return naive.tz_localize(index.tz, ambiguous=False, nonexistent="shift_forward")

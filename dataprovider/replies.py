@@ -1,0 +1,152 @@
+"""Client-side pure helpers: request payloads from Python arguments, and replies back into results.
+
+No sockets here; :mod:`dataprovider.client` only moves bytes and calls these.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pandas as pd
+
+from .enums import DataPeriod, DataResolution
+from .errors import DataProviderError, error_from_payload
+from .protocol import decode_frame
+
+__all__ = ["ProgressOrderer", "query_payload", "report_error", "result_from_reply"]
+
+logger = logging.getLogger("dataprovider.client")
+
+Callback = Callable[[dict[str, Any]], None] | None
+
+
+def _wire_time(value: object) -> object:
+    """Dates as 'YYYY-MM-DD', datetimes as ISO-8601; anything else as given (the server validates)."""
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _wire_enum(value: object) -> object:
+    return value.value if isinstance(value, DataResolution | DataPeriod) else value
+
+
+def query_payload(
+    *,
+    resolution: DataResolution | str,
+    period: DataPeriod | str,
+    time_start: object,
+    time_end: object,
+    limit: int | None,
+    local_only: bool,
+    fmt: str,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """The fields shared by ``get_data`` and ``get_batch_data`` payloads.
+
+    Examples
+    --------
+    >>> query_payload(resolution=DataResolution.DAY_01, period="1y", time_start=dt.date(2015, 1, 1),
+    ...               time_end=None, limit=None, local_only=True, fmt="arrow")["time_start"]
+    '2015-01-01'
+    """
+    payload = {
+        "resolution": _wire_enum(resolution),
+        "period": _wire_enum(period),
+        "time_start": _wire_time(time_start),
+        "time_end": _wire_time(time_end),
+        "limit": limit,
+        "local_only": local_only,
+        "format": fmt,
+    }
+    if request_id is not None:
+        payload["request_id"] = request_id
+    return {key: value for key, value in payload.items() if value is not None}
+
+
+def result_from_reply(reply: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The frame of a data reply and the callback dict (summary plus 'data': the frame)."""
+    frame = decode_frame(reply["data"])
+    info = {key: value for key, value in reply.items() if key not in ("data", "request_id")}
+    info["data"] = frame
+    return frame, info
+
+
+def report_error(
+    error: DataProviderError, error_callback: Callback, ticker: str | None = None
+) -> None:
+    """Hand an error to ``error_callback``, or log it as a warning naming ticker and reason."""
+    ticker = error.ticker or ticker
+    info = {**error.to_payload(), "ticker": ticker}
+    if error_callback is not None:
+        error_callback(info)
+    else:
+        logger.warning("%s: %s (%s)", ticker or "request", error.message, error.code)
+
+
+def error_from_reply(reply: dict[str, Any], ticker: str | None = None) -> DataProviderError:
+    """The exception for an error reply, with its ticker filled in."""
+    error = error_from_payload(reply)
+    error.ticker = error.ticker or ticker
+    return error
+
+
+class ProgressOrderer:
+    """Releases ``batch_progress`` payloads in index order, whatever order they arrive in.
+
+    Socket.IO handlers run on their own threads, so progress messages can be
+    handled out of order; this holds early ones until the gap before them fills.
+    :meth:`finish` fills remaining gaps from the final reply so every ticker is
+    reported exactly once.
+    """
+
+    def __init__(self, callback: Callback) -> None:
+        self._callback = callback
+        self._next = 1
+        self._held: list[tuple[int, dict[str, Any]]] = []
+        self._reported: set[str] = set()
+
+    def add(self, payload: dict[str, Any]) -> None:
+        """Accept one progress payload; release every payload now in order."""
+        heapq.heappush(self._held, (int(payload["index"]), payload))
+        while self._held and self._held[0][0] <= self._next:
+            _, ready = heapq.heappop(self._held)
+            self._release(ready)
+
+    def finish(self, reply: dict[str, Any], order: Iterable[str]) -> None:
+        """Report, in ``order``, every ticker of the final reply not reported yet."""
+        for _, held in sorted(self._held, key=lambda item: item[0]):
+            self._release(held)
+        self._held.clear()
+        total = reply.get("total", 0)
+        for ticker in order:
+            if ticker in self._reported:
+                continue
+            error = reply["errors"].get(ticker)
+            result = reply["results"].get(ticker, {})
+            self._release(
+                {
+                    "ticker": ticker,
+                    "index": self._next,
+                    "total": total,
+                    "progress": f"{self._next}/{total}",
+                    "status": "error" if error else "ok",
+                    "rows": 0 if error else result.get("rows", 0),
+                    "error": error,
+                }
+            )
+
+    def _release(self, payload: dict[str, Any]) -> None:
+        if payload["ticker"] in self._reported:
+            return
+        self._reported.add(payload["ticker"])
+        self._next += 1
+        if self._callback is not None:
+            info = {key: value for key, value in payload.items() if key != "request_id"}
+            self._callback(info)

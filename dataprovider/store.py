@@ -1,0 +1,405 @@
+"""The Parquet cache: one file per (ticker, resolution), atomic writes, locks, filtered reads.
+
+Layout under the data directory::
+
+    <root>/<resolution>/<TICKER>.parquet   one canonical frame per dataset
+    <root>/.locks/<resolution>/<TICKER>.lock   cross-process lock files
+    <root>/.quarantine/                      corrupt files set aside, never served
+
+Each file carries the dataset's bookkeeping (:class:`DatasetMeta`) as JSON in the
+Parquet schema metadata, so a dataset is always one self-consistent file. Writes go
+to a temporary file in the same directory, are fsynced and then renamed over the
+old file, so readers see either the old or the new dataset, never a torn one.
+Writers of one dataset are serialised by an in-process lock plus a file lock that
+also holds across processes sharing the data directory. Readers take no lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import filelock
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .enums import DataResolution
+from .errors import CacheCorruptError, ServerBusyError, StorageFullError
+from .frames import OHLCV_COLUMNS
+from .instruments import validate_ticker
+
+__all__ = ["DatasetInfo", "DatasetMeta", "ParquetStore"]
+
+logger = logging.getLogger(__name__)
+
+_META_KEY = b"dataprovider"
+_META_VERSION = 1
+_TEMP_SUFFIX = ".tmp"
+#: Rows per Parquet row group: small enough that a time filter skips most of a
+#: large file, large enough that whole-file reads stay fast.
+ROW_GROUP_SIZE = 64_000
+
+
+@dataclass(frozen=True)
+class DatasetMeta:
+    """Bookkeeping stored inside each cache file.
+
+    Attributes
+    ----------
+    timezone : str
+        Exchange timezone of the bars.
+    source : str
+        Where the bars came from ('yahoo', 'sample', 'import', ...).
+    last_fetched : pandas.Timestamp or None
+        When the source was last asked for this dataset (UTC).
+    coverage_start : pandas.Timestamp or None
+        The cache holds every bar the source has from this instant on (UTC).
+    history_complete : bool
+        The source has nothing older than the first cached bar.
+    forming_from : pandas.Timestamp or None
+        Start of the first bar that was still forming when fetched (UTC); it and
+        later bars are refreshed on the next update, never treated as final.
+    """
+
+    timezone: str
+    source: str
+    last_fetched: pd.Timestamp | None = None
+    coverage_start: pd.Timestamp | None = None
+    history_complete: bool = False
+    forming_from: pd.Timestamp | None = None
+
+    def replace(self, **changes) -> DatasetMeta:
+        """A copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self, first: pd.Timestamp | None, last: pd.Timestamp | None) -> bytes:
+        """Serialise, with the frame's first and last bar times."""
+        doc = {
+            "version": _META_VERSION,
+            "timezone": self.timezone,
+            "source": self.source,
+            "last_fetched": _iso(self.last_fetched),
+            "coverage_start": _iso(self.coverage_start),
+            "history_complete": self.history_complete,
+            "forming_from": _iso(self.forming_from),
+            "first": _iso(first),
+            "last": _iso(last),
+        }
+        return json.dumps(doc).encode()
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the cache knows about one dataset, read from the file footer alone."""
+
+    ticker: str
+    resolution: DataResolution
+    path: Path
+    rows: int
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    meta: DatasetMeta
+
+
+def _iso(ts: pd.Timestamp | None) -> str | None:
+    return None if ts is None else pd.Timestamp(ts).tz_convert("UTC").isoformat()
+
+
+def _ts(value: str | None) -> pd.Timestamp | None:
+    return None if value is None else pd.Timestamp(value).tz_convert("UTC")
+
+
+class _KeyLock:
+    """An in-process re-entrant lock joined to a cross-process file lock."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread_lock = threading.RLock()
+        self._file_lock = filelock.FileLock(path, thread_local=False)
+
+    @contextlib.contextmanager
+    def hold(self, timeout: float) -> Iterator[None]:
+        if not self._thread_lock.acquire(timeout=timeout):
+            raise filelock.Timeout(str(self._file_lock.lock_file))
+        try:
+            with self._file_lock.acquire(timeout=timeout):
+                yield
+        finally:
+            self._thread_lock.release()
+
+    def try_file_lock(self) -> bool:
+        """Take and release the file lock if nobody holds it; True if that worked."""
+        try:
+            with self._file_lock.acquire(timeout=0):
+                return True
+        except filelock.Timeout:
+            return False
+
+
+class ParquetStore:
+    """The on-disk cache of bars.
+
+    Parameters
+    ----------
+    root : path-like
+        The data directory; created if missing.
+    lock_timeout : float
+        Seconds to wait for another writer of the same dataset before giving up
+        with ``ServerBusyError``.
+
+    Examples
+    --------
+    >>> store = ParquetStore(tmp_path)                                  # doctest: +SKIP
+    >>> store.write("SPY", DataResolution.DAY_01, frame, DatasetMeta("America/New_York", "import"))
+    >>> store.read("SPY", DataResolution.DAY_01, start=pd.Timestamp("2015-01-01", tz="UTC"))
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.lock_timeout = lock_timeout
+        self._locks: dict[tuple[str, DataResolution], _KeyLock] = {}
+        self._locks_guard = threading.Lock()
+
+    # ----------------------------------------------------------------- paths
+    def path_for(self, ticker: str, resolution: DataResolution) -> Path:
+        """The file of one dataset; the ticker is validated so it cannot leave the data directory."""
+        ticker = validate_ticker(ticker)
+        resolution = DataResolution.parse(resolution)
+        folder = self.root / resolution.value
+        path = folder / f"{ticker}.parquet"
+        if path.resolve().parent != folder.resolve():  # defence in depth: the allowlist already forbids it
+            raise CacheCorruptError(f"refusing a path outside the data directory: {path}")
+        return path
+
+    def _key_lock(self, ticker: str, resolution: DataResolution) -> _KeyLock:
+        key = (ticker, resolution)
+        with self._locks_guard:
+            lock = self._locks.get(key)
+            if lock is None:
+                lock = _KeyLock(self.root / ".locks" / resolution.value / f"{ticker}.lock")
+                self._locks[key] = lock
+            return lock
+
+    @contextlib.contextmanager
+    def lock(self, ticker: str, resolution: DataResolution) -> Iterator[None]:
+        """Hold the write lock of one dataset (re-entrant in a thread, exclusive across processes).
+
+        Raises
+        ------
+        ServerBusyError
+            If another writer holds it for longer than ``lock_timeout``.
+        """
+        ticker, resolution = validate_ticker(ticker), DataResolution.parse(resolution)
+        try:
+            with self._key_lock(ticker, resolution).hold(self.lock_timeout):
+                yield
+        except filelock.Timeout:
+            raise ServerBusyError(
+                f"{ticker} {resolution.value} is being written by another request; try again shortly",
+                ticker=ticker,
+            ) from None
+
+    # ----------------------------------------------------------------- reads
+    def info(self, ticker: str, resolution: DataResolution) -> DatasetInfo | None:
+        """Footer-only facts about a dataset, or None if it is not cached.
+
+        Raises
+        ------
+        CacheCorruptError
+            If the file is unreadable; it is moved to the quarantine first.
+        """
+        path = self.path_for(ticker, resolution)
+        try:
+            parquet_meta = pq.read_metadata(path)
+            doc = json.loads(parquet_meta.metadata[_META_KEY])
+        except FileNotFoundError:
+            return None
+        except (OSError, pa.ArrowException, KeyError, TypeError, ValueError) as exc:
+            raise self._quarantine(path, exc) from exc
+        meta = DatasetMeta(
+            timezone=doc["timezone"],
+            source=doc["source"],
+            last_fetched=_ts(doc["last_fetched"]),
+            coverage_start=_ts(doc["coverage_start"]),
+            history_complete=bool(doc["history_complete"]),
+            forming_from=_ts(doc["forming_from"]),
+        )
+        tz = meta.timezone
+        first, last = _ts(doc["first"]), _ts(doc["last"])
+        return DatasetInfo(
+            ticker=validate_ticker(ticker),
+            resolution=DataResolution.parse(resolution),
+            path=path,
+            rows=parquet_meta.num_rows,
+            first=None if first is None else first.tz_convert(tz),
+            last=None if last is None else last.tz_convert(tz),
+            meta=meta,
+        )
+
+    def read(
+        self,
+        ticker: str,
+        resolution: DataResolution,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
+    ) -> pd.DataFrame | None:
+        """The cached bars with ``start <= time < end`` (None: unbounded), or None if not cached.
+
+        The bounds are pushed into the Parquet read, so only the row groups that
+        can hold matching bars are read and decoded. Page checksums are verified.
+
+        Raises
+        ------
+        CacheCorruptError
+            If the file is torn, fails its checksums or holds an unsorted index;
+            it is moved to the quarantine first and never served.
+        """
+        resolution = DataResolution.parse(resolution)
+        path = self.path_for(ticker, resolution)
+        column = resolution.index_name
+        filters = []
+        if start is not None:
+            filters.append((column, ">=", pd.Timestamp(start)))
+        if end is not None:
+            filters.append((column, "<", pd.Timestamp(end)))
+        try:
+            # One open handle for footer and pages alike: a writer renaming a new
+            # version into place mid-read cannot mix two versions.
+            with pa.OSFile(str(path)) as handle:
+                table = pq.read_table(handle, filters=filters or None, page_checksum_verification=True)
+            frame = table.to_pandas()
+        except FileNotFoundError:
+            return None
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            raise self._quarantine(path, exc) from exc
+        if not frame.index.is_monotonic_increasing or not frame.index.is_unique:
+            raise self._quarantine(path, ValueError("index not sorted and unique"))
+        return frame
+
+    def list_datasets(self) -> list[DatasetInfo]:
+        """Every cached dataset, sorted by ticker then resolution; corrupt files are skipped."""
+        infos = []
+        for resolution in DataResolution:
+            folder = self.root / resolution.value
+            if not folder.is_dir():
+                continue
+            for path in folder.glob("*.parquet"):
+                try:
+                    info = self.info(path.stem, resolution)
+                except (CacheCorruptError, ValueError):
+                    continue
+                if info is not None:
+                    infos.append(info)
+        return sorted(infos, key=lambda i: (i.ticker, list(DataResolution).index(i.resolution)))
+
+    # ---------------------------------------------------------------- writes
+    def write(self, ticker: str, resolution: DataResolution, frame: pd.DataFrame, meta: DatasetMeta) -> DatasetInfo:
+        """Replace a dataset atomically with ``frame`` (a canonical frame) and ``meta``.
+
+        Raises
+        ------
+        StorageFullError
+            If the disk is full or failing; the previous file is left untouched.
+        ServerBusyError
+            If the dataset's lock cannot be taken in time.
+        """
+        ticker, resolution = validate_ticker(ticker), DataResolution.parse(resolution)
+        path = self.path_for(ticker, resolution)
+        frame = frame.loc[:, list(OHLCV_COLUMNS)]
+        first = frame.index[0] if len(frame) else None
+        last = frame.index[-1] if len(frame) else None
+        table = pa.Table.from_pandas(frame, preserve_index=True)
+        schema_meta = dict(table.schema.metadata or {})
+        schema_meta[_META_KEY] = meta.to_json(first, last)
+        table = table.replace_schema_metadata(schema_meta)
+        with self.lock(ticker, resolution):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._atomic_write(path, table)
+        logger.debug("wrote %s %s: %d rows", ticker, resolution.value, len(frame))
+        return self.info(ticker, resolution)
+
+    def _atomic_write(self, path: Path, table: pa.Table) -> None:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                pq.write_table(table, handle, row_group_size=ROW_GROUP_SIZE, write_page_checksum=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_name, path)
+            _fsync_directory(path.parent)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
+            raise StorageFullError(
+                f"could not write {path.name} ({exc.strerror or exc}); the previous data is kept. "
+                "Free disk space or check the data directory's disk.",
+                details={"path": str(path)},
+            ) from exc
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
+            raise
+
+    # ------------------------------------------------------------ upkeep
+    def sweep_temp_files(self) -> int:
+        """Delete temporary files left by writers that died; returns how many.
+
+        A temporary file is only removed when nobody holds its dataset's lock, so
+        a write in progress in another process is never disturbed.
+        """
+        removed = 0
+        for resolution in DataResolution:
+            folder = self.root / resolution.value
+            if not folder.is_dir():
+                continue
+            for temp in folder.glob(f".*{_TEMP_SUFFIX}"):
+                ticker = temp.name[1:].split(".parquet.", 1)[0]
+                try:
+                    free = self._key_lock(validate_ticker(ticker), resolution).try_file_lock()
+                except ValueError:
+                    free = True
+                if free:
+                    with contextlib.suppress(FileNotFoundError):
+                        temp.unlink()
+                        removed += 1
+        if removed:
+            logger.info("removed %d stray temporary file(s) from %s", removed, self.root)
+        return removed
+
+    def _quarantine(self, path: Path, reason: BaseException) -> CacheCorruptError:
+        """Move a bad file aside and return the error to raise."""
+        folder = self.root / ".quarantine" / path.parent.name
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = pd.Timestamp.now("UTC").strftime("%Y%m%dT%H%M%S%f")
+        target = folder / f"{path.stem}.{stamp}.parquet"
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, target)
+        logger.error("cache file %s is corrupt (%s); moved to %s", path, reason, target)
+        return CacheCorruptError(
+            f"the cached {path.parent.name} data for {path.stem} was corrupt and has been set aside; "
+            "ask again without local_only to download it afresh",
+            ticker=path.stem,
+            details={"quarantined_as": str(target)},
+        )
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make a rename durable (no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

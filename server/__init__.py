@@ -1,0 +1,1 @@
+"""The dataprovider server process: ``python -m server`` (or ``dataprovider-server``)."""

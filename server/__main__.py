@@ -1,0 +1,127 @@
+"""Command line: ``python -m server`` serves; ``python -m server import FILE ...`` loads a file into the cache.
+
+Examples
+--------
+    python -m server                                   # 127.0.0.1:5001, sample data loaded
+    python -m server --port 5002 --data-dir ./bars --offline
+    python -m server import prices.csv --ticker SPY --resolution 1d
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from dataprovider import __version__
+from dataprovider.enums import DataResolution
+from dataprovider.errors import DataProviderError
+from dataprovider.instruments import validate_ticker
+
+from .app import build_service, create_app
+from .logs import configure_logging
+from .runner import PortInUseError, ServerHandle
+from .settings import DEFAULT_HOST, DEFAULT_PORT, Settings, default_data_dir
+
+logger = logging.getLogger("server")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="cache directory (default: $DATAPROVIDER_HOME, else a per-user data dir)")
+    common.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    parser = argparse.ArgumentParser(prog="python -m server", description="dataprovider server")
+    parser.add_argument("--version", action="version", version=f"dataprovider {__version__}")
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser("serve", parents=[common], help="serve REST and Socket.IO (the default)")
+    serve.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    serve.add_argument("--log-file", default="data_server.log", help="rotating log file ('' for none)")
+    serve.add_argument("--offline", action="store_true", help="never contact Yahoo Finance; serve the cache")
+    serve.add_argument("--no-samples", action="store_true", help="do not load the bundled sample data")
+
+    load = commands.add_parser("import", parents=[common], help="load a CSV or Parquet file of bars into the cache")
+    load.add_argument("file", type=Path)
+    load.add_argument("--ticker", required=True)
+    load.add_argument("--resolution", required=True, choices=DataResolution.values())
+    load.add_argument("--timezone", help="timezone of naive timestamps (default: guessed from the ticker)")
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse the command line; no sub-command means ``serve``."""
+    if not argv or argv[0] not in ("serve", "import", "-h", "--help", "--version"):
+        argv = ["serve", *argv]
+    return _parser().parse_args(argv)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the server until SIGINT/SIGTERM; returns the exit status."""
+    settings = Settings(
+        host=args.host,
+        port=args.port,
+        data_dir=default_data_dir(args.data_dir),
+        log_file=Path(args.log_file) if args.log_file else None,
+        log_level=args.log_level,
+        offline=args.offline,
+        load_samples=not args.no_samples,
+    )
+    configure_logging(settings.log_level, settings.log_file)
+    server_app = create_app(settings)
+    try:
+        handle = ServerHandle(server_app.flask, settings.host, settings.port)
+    except PortInUseError as exc:
+        logger.error("%s", exc.strerror)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    handle.start()
+    upstream = "offline" if server_app.service.source is None else server_app.service.source.name
+    logger.info(
+        "dataprovider %s serving %s (data: %s, %d datasets, upstream: %s); Ctrl-C stops it",
+        __version__,
+        handle.url,
+        server_app.service.store.root,
+        len(server_app.service.store.list_datasets()),
+        upstream,
+    )
+    stop.wait()
+    logger.info("shutting down")
+    handle.stop()
+    server_app.service.close()
+    return 0
+
+
+def import_file(args: argparse.Namespace) -> int:
+    """Load one file into the cache; returns the exit status."""
+    from dataprovider.sources.files import read_bars_file
+
+    configure_logging(args.log_level)
+    settings = Settings(data_dir=default_data_dir(args.data_dir), offline=True, load_samples=False)
+    try:
+        ticker = validate_ticker(args.ticker)
+        resolution = DataResolution.parse(args.resolution)
+        frame, timezone = read_bars_file(args.file, ticker=ticker, resolution=resolution, timezone=args.timezone)
+        info = build_service(settings).import_frame(ticker, resolution, frame, timezone)
+    except DataProviderError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"imported {len(frame)} bars of {ticker} {resolution.value} ({timezone}) from {args.file}; "
+          f"the cache now holds {info.rows} bars from {info.first} to {info.last} in {info.path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m server`` and ``dataprovider-server``."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    return import_file(args) if args.command == "import" else serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Requests answered the same way for REST and Socket.IO: validate, ask the service, build the reply."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dataprovider import protocol
+from dataprovider.errors import DataProviderError, InternalServerError
+from dataprovider.protocol import DataRequest
+from dataprovider.service import BarsResult, DataService, StatusCallback
+
+__all__ = ["answer_batch", "answer_data", "internal_error"]
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+def answer_data(
+    service: DataService,
+    payload: object,
+    formats: tuple[str, ...] = protocol.FORMATS,
+    on_status: StatusCallback | None = None,
+) -> tuple[DataRequest, BarsResult]:
+    """Validate a ``get_data`` payload and answer it.
+
+    Raises
+    ------
+    DataProviderError
+        For invalid requests and every failure the service reports.
+    """
+    request = protocol.parse_data_request(payload, formats)
+    return request, service.get_bars(request.query, on_status)
+
+
+def answer_batch(
+    service: DataService,
+    payload: object,
+    on_progress: ProgressCallback | None = None,
+    cancelled: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Validate a ``get_batch_data`` payload, answer every ticker, and return the ``batch_response`` payload.
+
+    ``on_progress`` receives a ``batch_progress`` payload as each ticker finishes
+    (invalid tickers first), with a counter that rises by one each time.
+
+    Raises
+    ------
+    DataProviderError
+        If the batch as a whole is malformed (per-ticker failures are in the reply).
+    """
+    request = protocol.parse_batch_request(payload)
+    started = time.monotonic()
+    total = len(request.tickers) + len(request.invalid)
+    results: dict[str, dict[str, Any]] = {}
+    errors: dict[str, DataProviderError] = {}
+    guard = threading.Lock()
+
+    def record(ticker: str, outcome: BarsResult | DataProviderError) -> None:
+        if isinstance(outcome, BarsResult):
+            summary = outcome.summary()
+            entry: dict[str, Any] | DataProviderError = summary
+            reply = {**summary, "data": protocol.encode_frame(outcome.frame, request.format)}
+        else:
+            entry = reply = outcome
+        with guard:
+            if isinstance(reply, DataProviderError):
+                errors[ticker] = reply
+            else:
+                results[ticker] = reply
+            index = len(results) + len(errors)
+            if on_progress is not None:
+                on_progress(protocol.progress_reply(request.request_id, ticker, index, total, entry))
+
+    for ticker, error in request.invalid.items():
+        record(ticker, error)
+    service.get_batch(request.query, request.tickers, on_item=record, cancelled=cancelled)
+    return protocol.batch_reply(request.request_id, results, errors, time.monotonic() - started)
+
+
+def internal_error(request_id: str | None, exc: BaseException) -> InternalServerError:
+    """Log an unexpected failure with its traceback (server side only) and return the INTERNAL error to send."""
+    logger.error("request %s failed unexpectedly", request_id, exc_info=exc)
+    return InternalServerError(
+        f"the server failed unexpectedly while answering request {request_id}; its log has the details",
+        details={"request_id": request_id},
+    )

@@ -1,0 +1,73 @@
+"""The application factory: a Flask app with Flask-SocketIO (threading mode) over one DataService."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+from dataprovider.service import DataService
+from dataprovider.sources.sample import load_sample, sample_entries
+from dataprovider.store import ParquetStore
+
+from .events import register_events
+from .routes import make_api, register_error_handlers
+from .settings import Settings
+
+__all__ = ["ServerApp", "build_service", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerApp:
+    """The pieces of a running server: the WSGI app, its Socket.IO layer and the service behind both."""
+
+    flask: Flask
+    socketio: SocketIO
+    service: DataService
+
+
+def build_service(settings: Settings, source=None) -> DataService:
+    """The service for ``settings``: the cache in ``data_dir``, topped up from Yahoo unless offline.
+
+    Stray temporary files are swept and, unless disabled, the bundled sample data
+    is loaded where the cache lacks a dataset.
+    """
+    store = ParquetStore(Path(settings.data_dir))
+    store.sweep_temp_files()
+    if source is None and not settings.offline:
+        from dataprovider.sources.yahoo import YahooSource
+
+        source = YahooSource(cache_dir=store.root / ".yfinance")
+    service = DataService(store, source)
+    if settings.load_samples:
+        datasets = ((e.ticker, e.resolution, load_sample(e), e.timezone) for e in sample_entries())
+        loaded = service.seed(datasets, source="sample")
+        if loaded:
+            logger.info("loaded %d sample dataset(s) into %s", loaded, store.root)
+    return service
+
+
+def create_app(settings: Settings, service: DataService | None = None) -> ServerApp:
+    """Build the Flask + Socket.IO application.
+
+    Parameters
+    ----------
+    settings : Settings
+        Server settings.
+    service : DataService, optional
+        The service to answer from (tests pass one with a recorded source);
+        built from ``settings`` by default.
+    """
+    service = service or build_service(settings)
+    app = Flask("dataprovider")
+    app.json.sort_keys = False
+    socketio = SocketIO(app, async_mode="threading")
+    app.register_blueprint(make_api(service))
+    register_error_handlers(app)
+    register_events(socketio, service)
+    return ServerApp(app, socketio, service)
