@@ -10,7 +10,7 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 from dataprovider.service import DataService
-from dataprovider.sources.sample import load_sample, sample_entries
+from dataprovider.sources.sample import sample_datasets
 from dataprovider.store import ParquetStore
 
 from .events import register_events
@@ -45,8 +45,7 @@ def build_service(settings: Settings, source=None) -> DataService:
         source = YahooSource(cache_dir=store.root / ".yfinance")
     service = DataService(store, source)
     if settings.load_samples:
-        datasets = ((e.ticker, e.resolution, load_sample(e), e.timezone) for e in sample_entries())
-        loaded = service.seed(datasets, source="sample")
+        loaded = service.seed(sample_datasets(), source="sample")
         if loaded:
             logger.info("loaded %d sample dataset(s) into %s", loaded, store.root)
     return service

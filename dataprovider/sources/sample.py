@@ -10,6 +10,7 @@ through :mod:`importlib.resources`, so this works from an installed wheel too.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -19,7 +20,7 @@ import pandas as pd
 from ..enums import DataResolution
 from ..frames import normalize_frame
 
-__all__ = ["SampleEntry", "load_sample", "sample_entries"]
+__all__ = ["SampleEntry", "load_sample", "sample_datasets", "sample_entries"]
 
 _DATA_DIR = "sample_data"
 _MANIFEST = "manifest.json"
@@ -114,3 +115,9 @@ def _entries() -> tuple[SampleEntry, ...]:
         )
         for item in json.loads(text)["datasets"]
     )
+
+
+def sample_datasets() -> Iterator[tuple[str, DataResolution, pd.DataFrame, str]]:
+    """Every bundled dataset as (ticker, resolution, frame, timezone), loaded lazily."""
+    for entry in sample_entries():
+        yield entry.ticker, entry.resolution, load_sample(entry), entry.timezone

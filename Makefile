@@ -1,0 +1,28 @@
+# Two commands on a fresh clone: `make serve` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup serve test clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "dataprovider needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## setup: create .venv and install the project with its test tools
+setup: $(STAMP)
+
+## serve: start the server on 127.0.0.1:5001 (the sample data is loaded into an empty cache)
+serve: setup
+	$(PY) -m server $(ARGS)
+
+## test: run the whole test suite
+test: setup
+	$(PY) -m pytest $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
