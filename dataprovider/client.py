@@ -83,6 +83,7 @@ class DataProviderLocal:
         self._pending: dict[str, _Pending] = {}
         self._pending_guard = threading.Lock()
         self._connect_guard = threading.Lock()
+        self._emit_guard = threading.Lock()
         self._ids = itertools.count(1)
         self._client_tag = uuid.uuid4().hex[:8]
         self.server_info: dict[str, Any] = {}
@@ -147,10 +148,18 @@ class DataProviderLocal:
         return self
 
     def disconnect(self) -> None:
-        """Close the Socket.IO connection (no-op if closed)."""
+        """Close the Socket.IO connection (no-op if closed), without making the caller wait.
+
+        The closing handshake runs on a background thread: websocket-client waits
+        up to 3 s for a close frame the server has already sent, and nobody
+        should wait on that. The client can connect again at once.
+        """
         with self._connect_guard:
-            if self._sio.connected:
-                self._sio.disconnect()
+            closing = self._sio
+            if not closing.connected:
+                return
+            self._sio = self._new_socket()
+        threading.Thread(target=closing.disconnect, name="dataprovider-disconnect", daemon=True).start()
 
     # Names kept from earlier versions of the client.
     _connect_socket = connect
@@ -315,7 +324,8 @@ class DataProviderLocal:
         with self._pending_guard:
             self._pending[request_id] = pending
         try:
-            self._sio.emit(event, {**payload, "request_id": request_id})
+            with self._emit_guard:  # python-socketio's emit is not thread-safe
+                self._sio.emit(event, {**payload, "request_id": request_id})
             return self._wait(pending, ticker, progress)
         finally:
             with self._pending_guard:

@@ -58,6 +58,8 @@ ItemCallback = Callable[[str, "BarsResult | DataProviderError"], None]
 #: Relative difference between a cached bar and the same bar downloaded again
 #: above which the history is taken to have been re-adjusted (split, dividend).
 ADJUSTMENT_TOLERANCE = 1e-6
+#: Extra look-back of a first download, so the window counted back from the newest bar is covered.
+_INITIAL_SLACK = pd.Timedelta(days=7)
 
 
 @dataclass
@@ -382,7 +384,9 @@ class DataService:
         if info is None or info.rows == 0:
             start = lookback_start(query, now)
             if start is not None:
-                start = start - pd.Timedelta(days=1)  # the exchange's date may lag UTC's
+                # The newest bar may be days old (weekends, holidays) and the
+                # exchange's date may lag UTC's: reach back far enough for both.
+                start = start - _INITIAL_SLACK
             fetched = self._fetch(ticker, resolution, start, None)
             if fetched.frame.empty:
                 raise NoDataError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from flask import request
@@ -32,8 +33,22 @@ def _single_payload(args: tuple[Any, ...]) -> object:
 def register_events(socketio: SocketIO, service: DataService) -> None:
     """Attach every protocol event handler to ``socketio``."""
 
+    send_locks: dict[str, threading.Lock] = {}
+    send_locks_guard = threading.Lock()
+
     def reply(event: str, payload: dict[str, Any], sid: str) -> None:
-        socketio.emit(event, payload, to=sid)
+        # A message with binary attachments goes out as several packets, and
+        # python-socketio does not keep two threads' packets apart: one lock per
+        # client keeps each message whole.
+        with send_locks_guard:
+            lock = send_locks.setdefault(sid, threading.Lock())
+        with lock:
+            socketio.emit(event, payload, to=sid)
+
+    @socketio.on("disconnect")
+    def on_disconnect(reason: Any = None) -> None:
+        with send_locks_guard:
+            send_locks.pop(request.sid, None)
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import warnings
 from pathlib import Path
+
+import pandas as pd
 
 __all__ = ["configure_logging"]
 
@@ -23,3 +26,6 @@ def configure_logging(level: str = "INFO", log_file: Path | None = None) -> None
     # One line per HTTP request and engine.io packet drowns everything else.
     for noisy in ("werkzeug", "engineio.server", "socketio.server"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # yfinance 1.7 calls pandas APIs that pandas 3 deprecates, on every download.
+    warnings.filterwarnings("ignore", category=pd.errors.Pandas4Warning, module=r"yfinance(\.|$)")
+    logging.captureWarnings(True)

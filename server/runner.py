@@ -1,14 +1,16 @@
 """Running the app on Werkzeug's threaded server (the server Flask-SocketIO's threading mode uses).
 
-``ServerHandle`` binds at construction, so a taken port fails at once with a
-clear message, and it can be served from a background thread and shut down
-cleanly (tests and the CLI both use it).
+``ServerHandle`` binds its own listening socket at construction (Werkzeug would
+exit the process on a taken port), so a taken port is a clear ``PortInUseError``;
+it can serve from a background thread and shut down cleanly (tests and the CLI
+both use it).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import socket
 import threading
 
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -16,6 +18,9 @@ from werkzeug.serving import BaseWSGIServer, make_server
 __all__ = ["PortInUseError", "ServerHandle"]
 
 logger = logging.getLogger(__name__)
+
+#: How often the accept loop checks for a stop request (what :meth:`ServerHandle.stop` waits at most).
+_POLL_SECONDS = 0.05
 
 
 class PortInUseError(OSError):
@@ -35,8 +40,9 @@ class ServerHandle:
     """
 
     def __init__(self, app, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
+            listener = socket.create_server((host, port), family=family)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise PortInUseError(
@@ -45,12 +51,14 @@ class ServerHandle:
                     "Stop it, or start this one with --port <another port>",
                 ) from None
             raise
+        with listener:  # Werkzeug serves a duplicate of this socket's descriptor
+            self._server: BaseWSGIServer = make_server(host, port, app, threaded=True, fd=listener.fileno())
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
         """The port actually bound (useful after asking for port 0)."""
-        return self._server.server_port
+        return self._server.port
 
     @property
     def url(self) -> str:
@@ -59,7 +67,7 @@ class ServerHandle:
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until :meth:`stop` is called from another one."""
-        self._server.serve_forever()
+        self._server.serve_forever(poll_interval=_POLL_SECONDS)
 
     def start(self) -> None:
         """Serve from a daemon thread."""

@@ -1,0 +1,115 @@
+"""The server process as users start it: `python -m server`, its flags, signals and the import command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+
+from dataprovider import DataProviderLocal
+from dataprovider.sources.sample import sample_entries
+
+ROOT = Path(__file__).resolve().parents[2]
+RAW = ROOT / "data" / "sample-sources"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "--port", str(port), "--data-dir", str(tmp_path / "data"),
+         "--log-file", str(tmp_path / "server.log"), *args],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url + "/api/health", timeout=1)
+            return process, url
+        except requests.ConnectionError:
+            if process.poll() is not None:
+                raise AssertionError(process.stdout.read())
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError("server did not start")
+
+
+def test_serves_sample_data_without_a_terminal_and_stops_on_sigterm(tmp_path):
+    process, url = start_server(tmp_path, "--offline")
+    try:
+        provider = DataProviderLocal(url, timeout=10)
+        df = provider.get_data_socket("SPY", "1d", "1y", local_only=True)
+        assert df is not None and len(df) > 200
+        assert len(provider.get_instruments_local()) == len(sample_entries())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+    assert process.returncode == 0, output
+    assert "serving http://127.0.0.1" in output and "shutting down" in output
+    assert "serving http://127.0.0.1" in (tmp_path / "server.log").read_text()
+    assert (tmp_path / "data" / "1d" / "SPY.parquet").exists()
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "server", "--port", str(port), "--data-dir", str(tmp_path), "--log-file", "",
+             "--offline", "--no-samples"],
+            capture_output=True, text=True, timeout=30, cwd=ROOT,
+        )
+    assert result.returncode == 2
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+
+
+def test_import_a_yahoo_csv_then_serve_it(tmp_path):
+    data_dir = tmp_path / "data"
+    csv = tmp_path / "intc.csv"
+    shutil.copy(RAW / "INTC_1d_1995-01-03_2004-04-08.csv", csv)
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "import", str(csv), "--ticker", "intc", "--resolution", "1d",
+         "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "imported 2335 bars of INTC 1d (America/New_York)" in result.stdout
+    frame = pd.read_parquet(data_dir / "1d" / "INTC.parquet")
+    assert len(frame) == 2335 and frame.index[0] == pd.Timestamp("1995-01-03", tz="America/New_York")
+
+
+def test_import_of_an_unreadable_file_says_why(tmp_path):
+    bad = tmp_path / "notes.csv"
+    bad.write_text("hello,world\n1,2\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "import", str(bad), "--ticker", "SPY", "--resolution", "1d",
+         "--data-dir", str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and "column" in result.stderr.lower()
+    assert not (tmp_path / "data" / "1d" / "SPY.parquet").exists()
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"]])
+def test_console_script(argv):
+    script = Path(sys.executable).parent / "dataprovider-server"
+    result = subprocess.run([str(script), *argv], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and ("dataprovider" in result.stdout)
