@@ -213,18 +213,8 @@ class DataProviderLocal:
         --------
         >>> df = provider.get_data_socket("BTC-USD", "1d", "1y", local_only=True)   # doctest: +SKIP
         """
-        payload = {
-            "ticker": ticker,
-            **query_payload(
-                resolution=resolution,
-                period=period,
-                time_start=time_start,
-                time_end=time_end,
-                limit=limit,
-                local_only=local_only,
-                fmt="arrow",
-            ),
-        }
+        query = query_payload(resolution, period, time_start, time_end, limit, local_only, "arrow")
+        payload = {"ticker": ticker, **query}
         try:
             reply = self._request(protocol.GET_DATA, payload, ticker, auto_disconnect)
             if reply is None:
@@ -262,15 +252,7 @@ class DataProviderLocal:
         tickers = list(tickers) if not isinstance(tickers, str) else tickers
         payload = {
             "tickers": tickers,
-            **query_payload(
-                resolution=resolution,
-                period=period,
-                time_start=time_start,
-                time_end=time_end,
-                limit=limit,
-                local_only=local_only,
-                fmt="arrow",
-            ),
+            **query_payload(resolution, period, time_start, time_end, limit, local_only, "arrow"),
         }
         progress = ProgressOrderer(progress_callback)
         try:
@@ -340,8 +322,7 @@ class DataProviderLocal:
                 event, reply = pending.replies.get(timeout=self.timeout)
             except queue.Empty:
                 raise RequestTimeoutError(
-                    f"Request timeout: no reply from {self.url} for {ticker or 'the batch'} within "
-                    f"{self.timeout:g} s",
+                    f"Request timeout: no reply from {self.url} for {ticker or 'the batch'} within {self.timeout:g} s",
                     ticker=ticker,
                 ) from None
             if event == _LOST:
@@ -378,15 +359,7 @@ class DataProviderLocal:
         error_callback: Callback = None,
     ) -> pd.DataFrame | None:
         """:meth:`get_data_socket` over REST (``GET /api/data/<ticker>``), with the same parameters and result."""
-        params = query_payload(
-            resolution=resolution,
-            period=period,
-            time_start=time_start,
-            time_end=time_end,
-            limit=limit,
-            local_only=local_only,
-            fmt="arrow",
-        )
+        params = query_payload(resolution, period, time_start, time_end, limit, local_only, "arrow")
         params["local_only"] = "true" if local_only else "false"
         try:
             response = self._http_call("GET", f"/api/data/{ticker}", ticker, params=params)
@@ -415,15 +388,7 @@ class DataProviderLocal:
         tickers = list(tickers) if not isinstance(tickers, str) else tickers
         body = {
             "tickers": tickers,
-            **query_payload(
-                resolution=resolution,
-                period=period,
-                time_start=time_start,
-                time_end=time_end,
-                limit=limit,
-                local_only=local_only,
-                fmt="json",
-            ),
+            **query_payload(resolution, period, time_start, time_end, limit, local_only, "json"),
         }
         try:
             reply = self._http_call("POST", "/api/batch", None, json=body).json()
@@ -472,4 +437,3 @@ class DataProviderLocal:
             error.ticker = error.ticker or ticker
             raise error
         return response
-

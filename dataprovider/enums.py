@@ -1,20 +1,20 @@
 """Bar resolutions and look-back periods, and the parsing of their string forms.
 
-Both enums are ``str`` subclasses whose values are the strings Yahoo Finance and
+Both enums are ``StrEnum`` subclasses whose values are the strings Yahoo Finance and
 yfinance use ('1d', '1y', ...), so ``DataResolution.DAY_01 == '1d'`` holds and
 anywhere the library takes an enum it also takes the string value.
 """
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import pandas as pd
 
 __all__ = ["DataPeriod", "DataResolution"]
 
 
-class _ParsableEnum(str, Enum):
+class _ParsableEnum(StrEnum):
     """A string enum that parses its own values, with an error listing them."""
 
     @classmethod
@@ -41,9 +41,6 @@ class _ParsableEnum(str, Enum):
     def values(cls) -> list[str]:
         """The allowed string values, in declaration order."""
         return [m.value for m in cls]
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class DataResolution(_ParsableEnum):

@@ -275,8 +275,10 @@ def _comparable(bound: TimeBound) -> pd.Timestamp:
 def _limit(value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or (
-        isinstance(value, float) and not (math.isfinite(value) and value.is_integer())
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer()))
     ):
         raise InvalidRequestError(
             f"limit must be a whole number of rows from 1 to {MAX_LIMIT}, or null for all; got {value!r}",
@@ -361,7 +363,7 @@ def frame_to_json(frame: pd.DataFrame) -> dict[str, Any]:
         "timezone": str(index.tz) if getattr(index, "tz", None) is not None else None,
         "columns": list(frame.columns),
         "index": [ts.isoformat() for ts in index],
-        "data": [list(row) for row in zip(*(_json_column(frame[c]) for c in frame.columns))],
+        "data": [list(row) for row in zip(*(_json_column(frame[c]) for c in frame.columns), strict=True)],
     }
 
 
@@ -454,24 +456,32 @@ def payload_from_query_args(ticker: str, args: Any) -> dict[str, Any]:
     for name in args:
         values = args.getlist(name)
         if len(values) != 1:
-            raise InvalidRequestError(f"parameter {name!r} is given {len(values)} times; give it once",
-                                      code="INVALID_PAYLOAD", field=name)
+            raise InvalidRequestError(
+                f"parameter {name!r} is given {len(values)} times; give it once", code="INVALID_PAYLOAD", field=name
+            )
         if name not in allowed:
-            raise InvalidRequestError(f"unknown parameter {name!r}: the allowed parameters are {', '.join(allowed)}",
-                                      code="INVALID_PAYLOAD", field=name)
+            raise InvalidRequestError(
+                f"unknown parameter {name!r}: the allowed parameters are {', '.join(allowed)}",
+                code="INVALID_PAYLOAD",
+                field=name,
+            )
         payload[aliases.get(name, name)] = values[0]
     if "limit" in payload:
         text = payload["limit"]
         try:
             payload["limit"] = int(text)
         except ValueError:
-            raise InvalidRequestError(f"limit must be a whole number of rows; got {text[:40]!r}",
-                                      code="INVALID_LIMIT", field="limit") from None
+            raise InvalidRequestError(
+                f"limit must be a whole number of rows; got {text[:40]!r}", code="INVALID_LIMIT", field="limit"
+            ) from None
     if "local_only" in payload:
         text = payload["local_only"].lower()
         if text not in _BOOLEAN_WORDS:
-            raise InvalidRequestError(f"local_only must be true or false; got {payload['local_only'][:40]!r}",
-                                      code="INVALID_PAYLOAD", field="local_only")
+            raise InvalidRequestError(
+                f"local_only must be true or false; got {payload['local_only'][:40]!r}",
+                code="INVALID_PAYLOAD",
+                field="local_only",
+            )
         payload["local_only"] = _BOOLEAN_WORDS[text]
     return payload
 

@@ -38,7 +38,6 @@ def _wire_enum(value: object) -> object:
 
 
 def query_payload(
-    *,
     resolution: DataResolution | str,
     period: DataPeriod | str,
     time_start: object,
@@ -48,12 +47,11 @@ def query_payload(
     fmt: str,
     request_id: str | None = None,
 ) -> dict[str, Any]:
-    """The fields shared by ``get_data`` and ``get_batch_data`` payloads.
+    """The fields shared by ``get_data`` and ``get_batch_data`` payloads (None values left out).
 
     Examples
     --------
-    >>> query_payload(resolution=DataResolution.DAY_01, period="1y", time_start=dt.date(2015, 1, 1),
-    ...               time_end=None, limit=None, local_only=True, fmt="arrow")["time_start"]
+    >>> query_payload(DataResolution.DAY_01, "1y", dt.date(2015, 1, 1), None, None, True, "arrow")["time_start"]
     '2015-01-01'
     """
     payload = {
@@ -78,9 +76,7 @@ def result_from_reply(reply: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, An
     return frame, info
 
 
-def report_error(
-    error: DataProviderError, error_callback: Callback, ticker: str | None = None
-) -> None:
+def report_error(error: DataProviderError, error_callback: Callback, ticker: str | None = None) -> None:
     """Hand an error to ``error_callback``, or log it as a warning naming ticker and reason."""
     ticker = error.ticker or ticker
     info = {**error.to_payload(), "ticker": ticker}

@@ -152,8 +152,7 @@ def resample_bars(
     if not can_resample(source, target):
         allowed = ", ".join(str(r) for r in derivation_sources(target)) or "none"
         raise InvalidRequestError(
-            f"{target} bars cannot be derived from {source} bars; "
-            f"{target} can be derived from: {allowed}",
+            f"{target} bars cannot be derived from {source} bars; {target} can be derived from: {allowed}",
             code="INVALID_RESOLUTION",
             field="resolution",
             details={"source": str(source), "target": str(target)},
@@ -178,9 +177,7 @@ def resample_bars(
             "Close": frame["Close"].to_numpy(dtype="float64")[last],
             "Volume": np.add.reduceat(frame["Volume"].to_numpy(dtype="int64"), first),
         },
-        index=pd.to_datetime(starts[first], unit="ns", utc=True)
-        .tz_convert(index.tz)
-        .rename(target.index_name),
+        index=pd.to_datetime(starts[first], unit="ns", utc=True).tz_convert(index.tz).rename(target.index_name),
     )
     if coverage_start is not None:
         out = out[out.index >= _as_instant(coverage_start, index.tz)]

@@ -235,9 +235,7 @@ class DataService:
             return exc
         except Exception:
             logger.exception("unexpected failure answering %s %s", query.ticker, query.resolution.value)
-            return InternalServerError(
-                "the server failed unexpectedly; its log has the details", ticker=query.ticker
-            )
+            return InternalServerError("the server failed unexpectedly; its log has the details", ticker=query.ticker)
 
     def instruments(self) -> list[dict[str, Any]]:
         """One JSON-safe row per cached dataset: ticker, resolution, rows, first, last, ..."""
@@ -405,7 +403,8 @@ class DataService:
 
         old = self._read(info, None, None)
         final = old if info.meta.forming_from is None else old[old.index < info.meta.forming_from]
-        overlap_from = final.index[-self.policy.overlap_bars] if len(final) >= self.policy.overlap_bars else old.index[0]
+        overlap = self.policy.overlap_bars
+        overlap_from = final.index[-overlap] if len(final) >= overlap else old.index[0]
         fetched = self._fetch(ticker, resolution, overlap_from.tz_convert("UTC"), None)
         if fetched.frame.empty:
             return info
@@ -522,4 +521,3 @@ def _coverage_start(start: pd.Timestamp | None, fetched: FetchResult) -> pd.Time
     if not candidates:
         return first
     return max(candidates) if first is None else min(max(candidates), first)
-

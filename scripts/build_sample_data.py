@@ -107,18 +107,14 @@ def build(sources: Path = DEFAULT_SOURCES, out: Path = DEFAULT_OUT) -> dict[str,
     datasets = build_datasets(sources)
     out.mkdir(parents=True, exist_ok=True)
     for dataset in datasets:
-        dataset.frame.to_parquet(
-            out / dataset.file, engine="pyarrow", compression="zstd", index=True
-        )
+        dataset.frame.to_parquet(out / dataset.file, engine="pyarrow", compression="zstd", index=True)
     wanted = {dataset.file for dataset in datasets}
     for stale in sorted(out.glob("*.parquet")):
         if stale.name not in wanted:
             logger.info("removing %s, which no dataset claims", stale.name)
             stale.unlink()
     manifest = {"version": 1, "datasets": [dataset.manifest_item() for dataset in datasets]}
-    (out / MANIFEST_NAME).write_text(
-        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     logger.info("wrote %d datasets to %s", len(datasets), out)
     return manifest
 
@@ -190,8 +186,7 @@ def build_datasets(sources: Path) -> list[Dataset]:
             DataResolution.DAY_01,
             _read(sources, "SPX_1d_2019-11-01_2019-11-29.csv", "^GSPC", "1d"),
             "real",
-            "S&P 500 index daily bars for November 2019 from mplfinance's examples (vendor not "
-            "stated), unadjusted.",
+            "S&P 500 index daily bars for November 2019 from mplfinance's examples (vendor not stated), unadjusted.",
             ("SPX_1d_2019-11-01_2019-11-29.csv",),
             MPLFINANCE,
         ),
@@ -297,9 +292,7 @@ def _split_volume(totals: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def _eth_hourly(daily: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Synthetic hourly bars that aggregate exactly to ``daily`` (see the dataset's description)."""
-    day_open, day_high, day_low, day_close = (
-        daily[col].to_numpy()[:, None] for col in PRICE_COLUMNS
-    )
+    day_open, day_high, day_low, day_close = (daily[col].to_numpy()[:, None] for col in PRICE_COLUMNS)
     n = len(daily)
     draws = _uniforms(seed, (n, HOURS, IRWIN_HALL_TERMS + 3))
     steps = _normals(draws[..., :IRWIN_HALL_TERMS])
@@ -363,9 +356,7 @@ def _sol_daily(eth_daily: pd.DataFrame, seed: int) -> Dataset:
     high = np.round(np.maximum(open_, close) * (1 + sigma * wick_up / 2), 4)
     low = np.round(np.minimum(open_, close) * (1 - sigma * wick_down / 2), 4)
     volume = np.round(SOL_BASE_VOLUME * (0.5 + weights) * (1 + 10 * np.abs(growth - 1)))
-    frame = pd.DataFrame(
-        {"Open": open_, "High": high, "Low": low, "Close": close, "Volume": volume}, index=index
-    )
+    frame = pd.DataFrame({"Open": open_, "High": high, "Low": low, "Close": close, "Volume": volume}, index=index)
     return Dataset(
         "SOL-USD",
         DataResolution.DAY_01,

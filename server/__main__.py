@@ -112,8 +112,10 @@ def import_file(args: argparse.Namespace) -> int:
     except DataProviderError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
-    print(f"imported {len(frame)} bars of {ticker} {resolution.value} ({timezone}) from {args.file}; "
-          f"the cache now holds {info.rows} bars from {info.first} to {info.last} in {info.path}")
+    print(
+        f"imported {len(frame)} bars of {ticker} {resolution.value} ({timezone}) from {args.file}; "
+        f"the cache now holds {info.rows} bars from {info.first} to {info.last} in {info.path}"
+    )
     return 0
 
 

@@ -71,7 +71,7 @@ def make_api(service: DataService) -> Blueprint:
         payload = request.get_json(silent=True)
         if payload is None:
             raise InvalidRequestError(
-                "the body must be a JSON object such as {\"tickers\": [\"SPY\", \"AAPL\"], \"resolution\": \"1d\"} "
+                'the body must be a JSON object such as {"tickers": ["SPY", "AAPL"], "resolution": "1d"} '
                 "sent with Content-Type: application/json",
                 code="INVALID_PAYLOAD",
             )

@@ -47,8 +47,7 @@ _EXPECTED = (
     "and Volume, e.g. the header 'Date,Open,High,Low,Close,Adj Close,Volume'"
 )
 _DATE_EXAMPLES = (
-    "2024-01-31, 2024-01-31 09:30:00, 2024-01-31T09:30:00-05:00, 1/31/2024, "
-    "1/31/2024 9:30 or 2024-01-31 09-AM"
+    "2024-01-31, 2024-01-31 09:30:00, 2024-01-31T09:30:00-05:00, 1/31/2024, 1/31/2024 9:30 or 2024-01-31 09-AM"
 )
 # Tried in order on naive date/time strings; the first that reads every row wins.
 _TIME_FORMATS = (
@@ -124,9 +123,7 @@ def read_bars_file(
         raise _invalid(name, f"does not exist ({os.fspath(path)})") from None
     except OSError as exc:
         raise _invalid(name, f"cannot be opened: {exc.strerror or exc}") from None
-    return read_bars_bytes(
-        data, ticker=ticker, resolution=resolution, timezone=timezone, prefix=prefix, name=name
-    )
+    return read_bars_bytes(data, ticker=ticker, resolution=resolution, timezone=timezone, prefix=prefix, name=name)
 
 
 def read_bars_bytes(
@@ -185,8 +182,7 @@ def _check_timezone(timezone: str) -> str:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         raise InvalidRequestError(
-            f"timezone {timezone!r} is not an IANA timezone name such as 'UTC' or "
-            "'America/New_York'",
+            f"timezone {timezone!r} is not an IANA timezone name such as 'UTC' or 'America/New_York'",
             code="INVALID_PAYLOAD",
             field="timezone",
         ) from None
@@ -207,13 +203,9 @@ def _read_table(data: bytes, name: str) -> pd.DataFrame:
     if data.startswith(b"PAR1"):
         return _read_parquet(data, name)
     if data.startswith(b"PK\x03\x04"):
-        raise _invalid(
-            name, "is a ZIP archive or an Excel workbook, not a CSV; save it as CSV", expected=True
-        )
+        raise _invalid(name, "is a ZIP archive or an Excel workbook, not a CSV; save it as CSV", expected=True)
     if b"\x00" in data[:65536]:
-        raise _invalid(
-            name, "is a binary file, not a CSV text file or a Parquet file", expected=True
-        )
+        raise _invalid(name, "is a binary file, not a CSV text file or a Parquet file", expected=True)
     return _read_csv(data.decode("utf-8-sig", errors="replace"), name)
 
 
@@ -224,9 +216,7 @@ def _gunzip(data: bytes, name: str) -> bytes:
     except (OSError, EOFError, zlib.error) as exc:
         raise _invalid(name, f"is a damaged gzip file ({exc})") from None
     if len(out) > MAX_UNCOMPRESSED_BYTES:
-        raise _invalid(
-            name, f"expands to more than {MAX_UNCOMPRESSED_BYTES} bytes when decompressed"
-        )
+        raise _invalid(name, f"expands to more than {MAX_UNCOMPRESSED_BYTES} bytes when decompressed")
     return out
 
 
@@ -271,9 +261,7 @@ def _read_csv(text: str, name: str) -> pd.DataFrame:
                 index_col=False,
             )
     except pd.errors.ParserWarning:
-        raise _invalid(
-            name, "is not a well-formed CSV: some rows have more fields than the header"
-        ) from None
+        raise _invalid(name, "is not a well-formed CSV: some rows have more fields than the header") from None
     except pd.errors.ParserError as exc:
         raise _invalid(name, f"is not a well-formed CSV ({exc})") from None
     if table.empty:
@@ -294,9 +282,7 @@ def _field_key(label: object) -> str:
     return _key(str(label).rpartition(":")[2])
 
 
-def _select_instrument(
-    table: pd.DataFrame, *, name: str, ticker: str, prefix: str | None
-) -> pd.DataFrame:
+def _select_instrument(table: pd.DataFrame, *, name: str, ticker: str, prefix: str | None) -> pd.DataFrame:
     """For a wide file, the columns of one instrument with their prefix removed."""
     groups: dict[str, list[object]] = {}
     for label in table.columns:
@@ -330,9 +316,7 @@ def _select_instrument(
     return picked.rename(columns={label: str(label).rpartition(":")[2] for label in chosen})
 
 
-def _bars_from_table(
-    table: pd.DataFrame, *, name: str, resolution: DataResolution, tz: str
-) -> pd.DataFrame:
+def _bars_from_table(table: pd.DataFrame, *, name: str, resolution: DataResolution, tz: str) -> pd.DataFrame:
     columns = _price_columns(table, name)
     index = _time_index(table, name, tz)
     _check_spacing(index, name, resolution)
@@ -366,9 +350,7 @@ def _price_columns(table: pd.DataFrame, name: str) -> dict[str, object]:
     missing = [col for col in PRICE_COLUMNS if col not in found]
     if missing:
         shown = ", ".join(repr(str(label)) for label in table.columns[:12])
-        raise _invalid(
-            name, f"has no {'/'.join(missing)} column (its columns are {shown})", expected=True
-        )
+        raise _invalid(name, f"has no {'/'.join(missing)} column (its columns are {shown})", expected=True)
     return found
 
 
@@ -409,16 +391,12 @@ def _parse_times(values: pd.Series | pd.Index, name: str) -> pd.DatetimeIndex:
     if missing.any():
         raise _invalid(name, f"has no date/time in data row {missing.argmax() + 1}")
     if pd.api.types.is_numeric_dtype(values):
-        raise _invalid(
-            name, f"has numbers in its date/time column; dates must look like {_DATE_EXAMPLES}"
-        )
+        raise _invalid(name, f"has numbers in its date/time column; dates must look like {_DATE_EXAMPLES}")
     if not pd.api.types.is_string_dtype(values):
         try:
             return pd.DatetimeIndex(pd.to_datetime(values))
         except (TypeError, ValueError) as exc:
-            raise _invalid(
-                name, f"has a date/time column that cannot be read as dates ({exc})"
-            ) from None
+            raise _invalid(name, f"has a date/time column that cannot be read as dates ({exc})") from None
     text = values.str.strip()
     aware = text.str.contains(_OFFSET_RE, regex=True).to_numpy()
     if aware.any() and not aware.all():
@@ -431,10 +409,7 @@ def _parse_times(values: pd.Series | pd.Index, name: str) -> pd.DatetimeIndex:
             continue
     # Report the first row the format that reads the most rows cannot read.
     best = max(
-        (
-            pd.to_datetime(text, format=fmt, errors="coerce", utc=bool(aware.all()))
-            for fmt in formats
-        ),
+        (pd.to_datetime(text, format=fmt, errors="coerce", utc=bool(aware.all())) for fmt in formats),
         key=lambda parsed: int(parsed.notna().sum()),
     )
     row = int(best.isna().to_numpy().argmax())
@@ -479,9 +454,7 @@ def _log_row_problems(frame: pd.DataFrame, name: str) -> None:
         logger.info("%s: skipped %d rows without a Close (or Adj Close) price", name, no_close)
     duplicated = int(frame.index.duplicated().sum())
     if duplicated:
-        logger.warning(
-            "%s: %d rows repeat an earlier time; kept the last of each", name, duplicated
-        )
+        logger.warning("%s: %d rows repeat an earlier time; kept the last of each", name, duplicated)
 
 
 def _warn_inconsistent(frame: pd.DataFrame, name: str) -> None:
@@ -492,8 +465,7 @@ def _warn_inconsistent(frame: pd.DataFrame, name: str) -> None:
     if bad.any():
         times = ", ".join(str(t) for t in frame.index[bad.to_numpy()][:5])
         logger.warning(
-            "%s: %d rows have High < Low or Open/Close outside [Low, High] (kept as they are): "
-            "%s%s",
+            "%s: %d rows have High < Low or Open/Close outside [Low, High] (kept as they are): %s%s",
             name,
             int(bad.sum()),
             times,

@@ -163,7 +163,7 @@ def plan_fetch(
     edges = [start]
     while span is not None and edges[-1] + span < stop:
         edges.append(edges[-1] + span)
-    return FetchPlan(tuple(zip(edges, [*edges[1:], stop])), available_from)
+    return FetchPlan(tuple(zip(edges, [*edges[1:], stop], strict=True)), available_from)
 
 
 class YahooSource:

@@ -31,9 +31,23 @@ def free_port() -> int:
 def start_server(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "server", "--port", str(port), "--data-dir", str(tmp_path / "data"),
-         "--log-file", str(tmp_path / "server.log"), *args],
-        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--log-file",
+            str(tmp_path / "server.log"),
+            *args,
+        ],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     url = f"http://127.0.0.1:{port}"
@@ -44,7 +58,7 @@ def start_server(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
             return process, url
         except requests.ConnectionError:
             if process.poll() is not None:
-                raise AssertionError(process.stdout.read())
+                raise AssertionError(process.stdout.read()) from None
             time.sleep(0.1)
     process.kill()
     raise AssertionError("server did not start")
@@ -72,9 +86,23 @@ def test_a_taken_port_is_a_clear_error(tmp_path):
         holder.listen()
         port = holder.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "server", "--port", str(port), "--data-dir", str(tmp_path), "--log-file", "",
-             "--offline", "--no-samples"],
-            capture_output=True, text=True, timeout=30, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path),
+                "--log-file",
+                "",
+                "--offline",
+                "--no-samples",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=ROOT,
         )
     assert result.returncode == 2
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
@@ -85,9 +113,23 @@ def test_import_a_yahoo_csv_then_serve_it(tmp_path):
     csv = tmp_path / "intc.csv"
     shutil.copy(RAW / "INTC_1d_1995-01-03_2004-04-08.csv", csv)
     result = subprocess.run(
-        [sys.executable, "-m", "server", "import", str(csv), "--ticker", "intc", "--resolution", "1d",
-         "--data-dir", str(data_dir)],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "import",
+            str(csv),
+            "--ticker",
+            "intc",
+            "--resolution",
+            "1d",
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
     assert "imported 2335 bars of INTC 1d (America/New_York)" in result.stdout
@@ -99,9 +141,23 @@ def test_import_of_an_unreadable_file_says_why(tmp_path):
     bad = tmp_path / "notes.csv"
     bad.write_text("hello,world\n1,2\n")
     result = subprocess.run(
-        [sys.executable, "-m", "server", "import", str(bad), "--ticker", "SPY", "--resolution", "1d",
-         "--data-dir", str(tmp_path / "data")],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "import",
+            str(bad),
+            "--ticker",
+            "SPY",
+            "--resolution",
+            "1d",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and "column" in result.stderr.lower()

@@ -66,7 +66,8 @@ def fresh_download(make_yahoo_source, ticker: str, start: str, as_of: str | None
 
 
 def period_starts(replay: YahooReplay, ticker: str) -> list[pd.Timestamp]:
-    return [pd.Timestamp(int(r.params["period1"]), unit="s", tz="UTC") for r in replay.requests_for(ticker) if r.is_fetch]
+    fetches = [r for r in replay.requests_for(ticker) if r.is_fetch]
+    return [pd.Timestamp(int(r.params["period1"]), unit="s", tz="UTC") for r in fetches]
 
 
 def test_first_request_downloads_and_caches(world):

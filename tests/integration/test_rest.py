@@ -41,8 +41,11 @@ def test_instruments(api):
 
 
 def test_data_as_json(api):
-    body = requests.get(f"{api}/data/AAPL", params={"period": "max", "start": "2015-01-01", "end": "2015-01-31",
-                                                    "local_only": "true"}, timeout=10).json()
+    body = requests.get(
+        f"{api}/data/AAPL",
+        params={"period": "max", "start": "2015-01-01", "end": "2015-01-31", "local_only": "true"},
+        timeout=10,
+    ).json()
     frame = protocol.decode_frame(body["data"])
     expected = sample("AAPL").loc["2015-01-01":"2015-01-31"]
     pd.testing.assert_frame_equal(frame, expected)
@@ -61,8 +64,11 @@ def test_data_as_csv(api):
 
 
 def test_data_as_arrow(api):
-    response = requests.get(f"{api}/data/%5EGSPC", params={"resolution": "1m", "period": "1d", "format": "arrow",
-                                                             "local_only": "true"}, timeout=10)
+    response = requests.get(
+        f"{api}/data/%5EGSPC",
+        params={"resolution": "1m", "period": "1d", "format": "arrow", "local_only": "true"},
+        timeout=10,
+    )
     assert response.headers["Content-Type"] == "application/vnd.apache.arrow.stream"
     frame = protocol.frame_from_arrow(response.content)
     expected = sample("^GSPC", "1m").loc["2019-11-08"]
@@ -70,17 +76,18 @@ def test_data_as_arrow(api):
 
 
 def test_data_resampled(api):
-    body = requests.get(f"{api}/data/^GSPC", params={"resolution": "1h", "period": "1d", "local_only": "true"},
-                        timeout=10).json()
+    body = requests.get(
+        f"{api}/data/^GSPC", params={"resolution": "1h", "period": "1d", "local_only": "true"}, timeout=10
+    ).json()
     frame = protocol.decode_frame(body["data"])
-    assert [t.strftime("%H:%M") for t in frame.index] == ["09:30", "10:30", "11:30", "12:30", "13:30", "14:30",
-                                                          "15:30"]
+    assert [t.strftime("%H:%M") for t in frame.index] == ["09:30", "10:30", "11:30", "12:30", "13:30", "14:30", "15:30"]
     assert body["source"].startswith("resampled from 1m")
 
 
 def test_batch(api):
-    body = requests.post(f"{api}/batch", json={"tickers": ["GOOG", "INTC", "NOPE"], "limit": 3, "local_only": True},
-                         timeout=10).json()
+    body = requests.post(
+        f"{api}/batch", json={"tickers": ["GOOG", "INTC", "NOPE"], "limit": 3, "local_only": True}, timeout=10
+    ).json()
     assert set(body["results"]) == {"GOOG", "INTC"} and body["errors"]["NOPE"]["code"] == "NOT_CACHED"
     pd.testing.assert_frame_equal(protocol.decode_frame(body["results"]["INTC"]["data"]), sample("INTC").iloc[-3:])
 

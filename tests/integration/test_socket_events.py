@@ -72,8 +72,10 @@ def test_connection_response(live_server):
 
 @pytest.mark.parametrize("fmt", ["json", "arrow"])
 def test_get_data_in_both_formats(raw, fmt):
-    events = raw.ask(protocol.GET_DATA, {"request_id": "r1", "ticker": "SPY", "resolution": "1d",
-                                         "period": "1mo", "local_only": True, "format": fmt})
+    events = raw.ask(
+        protocol.GET_DATA,
+        {"request_id": "r1", "ticker": "SPY", "resolution": "1d", "period": "1mo", "local_only": True, "format": fmt},
+    )
     (status, response) = events
     assert status[0] == protocol.DATA_STATUS and status[1]["request_id"] == "r1" and status[1]["status"] == "cached"
     name, payload = response
@@ -90,8 +92,7 @@ def test_get_data_in_both_formats(raw, fmt):
 def test_a_million_row_frame_arrives_whole_in_chunks(live_server):
     server = live_server(samples=False)
     index = pd.date_range("2020-01-01", periods=1_000_000, freq="min", tz="UTC", name="Datetime")
-    frame = pd.DataFrame({"Open": 1.0, "High": 2.0, "Low": 0.5, "Close": range(len(index)), "Volume": 7},
-                         index=index)
+    frame = pd.DataFrame({"Open": 1.0, "High": 2.0, "Low": 0.5, "Close": range(len(index)), "Volume": 7}, index=index)
     frame["Close"] = frame["Close"].astype("float64")
     from dataprovider.frames import normalize_frame
     from dataprovider.store import DatasetMeta
@@ -100,9 +101,17 @@ def test_a_million_row_frame_arrives_whole_in_chunks(live_server):
     server.store.write("BTC-USD", protocol.DataResolution.MINUTE_01, frame, DatasetMeta("UTC", "test"))
     client = RawClient(server.url)
     try:
-        (_, (name, payload)) = client.ask(protocol.GET_DATA, {"request_id": "big", "ticker": "BTC-USD",
-                                                               "resolution": "1m", "period": "max",
-                                                               "local_only": True, "format": "arrow"})
+        (_, (name, payload)) = client.ask(
+            protocol.GET_DATA,
+            {
+                "request_id": "big",
+                "ticker": "BTC-USD",
+                "resolution": "1m",
+                "period": "max",
+                "local_only": True,
+                "format": "arrow",
+            },
+        )
     finally:
         client.close()
     chunks = payload["data"]["chunks"]
@@ -131,8 +140,11 @@ def test_data_status_reports_a_download(live_server, make_yahoo_source):
         ({"request_id": "e", "ticker": "SPY", "resolution": "3h"}, "INVALID_RESOLUTION", "resolution"),
         ({"request_id": "e", "ticker": "SPY", "period": "7y"}, "INVALID_PERIOD", "period"),
         ({"request_id": "e", "ticker": "SPY", "limit": -1}, "INVALID_LIMIT", "limit"),
-        ({"request_id": "e", "ticker": "SPY", "time_start": "2016-01-01", "time_end": "2015-01-01"},
-         "INVALID_TIME_RANGE", "time_start"),
+        (
+            {"request_id": "e", "ticker": "SPY", "time_start": "2016-01-01", "time_end": "2015-01-01"},
+            "INVALID_TIME_RANGE",
+            "time_start",
+        ),
         ({"request_id": "e", "ticker": "SPY", "format": "pickle"}, "INVALID_FORMAT", "format"),
         ({"request_id": "e", "ticker": "SPY", "tickr": "SPY"}, "INVALID_PAYLOAD", "tickr"),
     ],
@@ -165,14 +177,15 @@ def test_unknown_event(raw):
 
 
 def test_batch_progress_partial_failure_and_response(raw):
-    events = raw.ask(protocol.GET_BATCH_DATA, {"request_id": "b", "tickers": ["SPY", "NOPE", "a/b", "AAPL", "SPY"],
-                                               "period": "1mo", "local_only": True})
+    events = raw.ask(
+        protocol.GET_BATCH_DATA,
+        {"request_id": "b", "tickers": ["SPY", "NOPE", "a/b", "AAPL", "SPY"], "period": "1mo", "local_only": True},
+    )
     progress = [p for name, p in events if name == protocol.BATCH_PROGRESS]
     name, reply = events[-1]
     assert name == protocol.BATCH_RESPONSE and reply["request_id"] == "b"
     assert sorted(p["index"] for p in progress) == [1, 2, 3, 4]  # SPY asked twice, answered once
-    assert {p["ticker"]: p["status"] for p in progress} == {"SPY": "ok", "NOPE": "error", "a/b": "error",
-                                                            "AAPL": "ok"}
+    assert {p["ticker"]: p["status"] for p in progress} == {"SPY": "ok", "NOPE": "error", "a/b": "error", "AAPL": "ok"}
     assert all(p["total"] == 4 and p["progress"] == f"{p['index']}/4" for p in progress)
     assert set(reply["results"]) == {"SPY", "AAPL"}
     assert reply["errors"]["NOPE"]["code"] == "NOT_CACHED" and reply["errors"]["a/b"]["code"] == "INVALID_TICKER"
@@ -200,8 +213,17 @@ def test_many_requests_in_flight_on_one_connection(raw):
     tickers = ["SPY", "AAPL", "GOOG", "INTC", "BTC-USD"]
     limits = {f"m{i}": (tickers[i % 5], 10 + i) for i in range(50)}
     for request_id, (ticker, limit) in limits.items():
-        raw.sio.emit(protocol.GET_DATA, {"request_id": request_id, "ticker": ticker, "limit": limit,
-                                         "period": "max", "local_only": True, "format": "arrow"})
+        raw.sio.emit(
+            protocol.GET_DATA,
+            {
+                "request_id": request_id,
+                "ticker": ticker,
+                "limit": limit,
+                "period": "max",
+                "local_only": True,
+                "format": "arrow",
+            },
+        )
     answers: dict[str, dict] = {}
     while len(answers) < 50:
         name, payload = raw.events.get(timeout=10)
@@ -236,8 +258,9 @@ def test_other_clients_are_served_while_one_waits(live_server):
     results = []
 
     def ask(client, i):
-        results.append(client.ask(protocol.GET_DATA, {"request_id": f"c{i}", "ticker": "AAPL",
-                                                      "local_only": True})[-1][0])
+        results.append(
+            client.ask(protocol.GET_DATA, {"request_id": f"c{i}", "ticker": "AAPL", "local_only": True})[-1][0]
+        )
 
     threads = [threading.Thread(target=ask, args=(c, i)) for i, c in enumerate(clients)]
     for t in threads:

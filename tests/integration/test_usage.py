@@ -37,20 +37,26 @@ def assert_canonical(frame: pd.DataFrame, index_name: str, tz: str) -> None:
 
 
 def test_one_ticker_local_only(provider):
-    df = provider.get_data_socket(ticker="BTC-USD", resolution=DataResolution.DAY_01,
-                                  period=DataPeriod.YEAR_01, local_only=True)
+    df = provider.get_data_socket(
+        ticker="BTC-USD", resolution=DataResolution.DAY_01, period=DataPeriod.YEAR_01, local_only=True
+    )
     full = sample("BTC-USD", "1d")
     assert_canonical(df, "Date", "UTC")
     assert df.index[-1] == full.index[-1]
     assert df.index[0] == full.index[-1] - pd.DateOffset(years=1) + pd.Timedelta(days=1)
-    pd.testing.assert_frame_equal(df, full.loc[df.index[0]:])
+    pd.testing.assert_frame_equal(df, full.loc[df.index[0] :])
 
 
 def test_callbacks_and_limit(provider):
     seen, errors = [], []
-    df = provider.get_data_socket(ticker="ETH-USD", resolution=DataResolution.HOUR_01,
-                                  period=DataPeriod.MONTH_01, limit=100,
-                                  callback=seen.append, error_callback=errors.append)
+    df = provider.get_data_socket(
+        ticker="ETH-USD",
+        resolution=DataResolution.HOUR_01,
+        period=DataPeriod.MONTH_01,
+        limit=100,
+        callback=seen.append,
+        error_callback=errors.append,
+    )
     assert errors == [] and len(df) == 100
     assert_canonical(df, "Datetime", "UTC")
     pd.testing.assert_frame_equal(df, sample("ETH-USD", "1h").iloc[-100:])
@@ -63,9 +69,13 @@ def test_callbacks_and_limit(provider):
 def test_batch_with_progress(provider):
     progress = []
     tickers = ["BTC-USD", "ETH-USD", "SPY", "AAPL"]
-    results = provider.get_batch_data_socket(tickers=tickers, resolution=DataResolution.DAY_01,
-                                             period=DataPeriod.YEAR_01, limit=100,
-                                             progress_callback=progress.append)
+    results = provider.get_batch_data_socket(
+        tickers=tickers,
+        resolution=DataResolution.DAY_01,
+        period=DataPeriod.YEAR_01,
+        limit=100,
+        progress_callback=progress.append,
+    )
     assert list(results) == tickers
     for ticker, frame in results.items():
         pd.testing.assert_frame_equal(frame, sample(ticker, "1d").iloc[-100:])
@@ -78,8 +88,10 @@ def test_batch_with_progress(provider):
 def test_persistent_connection(provider):
     provider._connect_socket()
     try:
-        frames = [provider.get_data_socket(t, DataResolution.DAY_01, DataPeriod.MONTH_01, auto_disconnect=False)
-                  for t in ("SPY", "AAPL", "GOOG")]
+        frames = [
+            provider.get_data_socket(t, DataResolution.DAY_01, DataPeriod.MONTH_01, auto_disconnect=False)
+            for t in ("SPY", "AAPL", "GOOG")
+        ]
         assert provider.connected
     finally:
         provider._disconnect_socket()
@@ -88,8 +100,13 @@ def test_persistent_connection(provider):
 
 
 def test_date_window(provider):
-    df = provider.get_data_socket(ticker="SPY", resolution=DataResolution.DAY_01, period=DataPeriod.YEAR_MAX,
-                                  time_start=dt.date(2015, 1, 1), time_end=dt.date(2015, 12, 31))
+    df = provider.get_data_socket(
+        ticker="SPY",
+        resolution=DataResolution.DAY_01,
+        period=DataPeriod.YEAR_MAX,
+        time_start=dt.date(2015, 1, 1),
+        time_end=dt.date(2015, 12, 31),
+    )
     assert df.index[0] == pd.Timestamp("2015-01-02", tz="America/New_York")
     assert df.index[-1] == pd.Timestamp("2015-12-31", tz="America/New_York")
     assert len(df) == 252  # NYSE trading days in 2015
@@ -98,8 +115,16 @@ def test_date_window(provider):
 
 def test_instruments(provider):
     table = provider.get_instruments_local()
-    assert list(table.columns) == ["ticker", "resolution", "rows", "first", "last", "timezone", "source",
-                                   "last_fetched"]
+    assert list(table.columns) == [
+        "ticker",
+        "resolution",
+        "rows",
+        "first",
+        "last",
+        "timezone",
+        "source",
+        "last_fetched",
+    ]
     entries = sample_entries()
     assert len(table) == len(entries)
     spy = table[(table.ticker == "SPY") & (table.resolution == "1d")].iloc[0]

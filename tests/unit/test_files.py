@@ -126,9 +126,7 @@ def test_minutes_with_month_first_times_and_columns_out_of_order():
 
     assert_canonical(frame, NY, "Datetime")
     assert len(frame) == 1563
-    assert (
-        frame.index[0] == ts("2019-11-05 09:30", NY) == pd.Timestamp("2019-11-05 14:30", tz="UTC")
-    )
+    assert frame.index[0] == ts("2019-11-05 09:30", NY) == pd.Timestamp("2019-11-05 14:30", tz="UTC")
     assert frame.index[-1] == ts("2019-11-08 15:59", NY)
     assert frame.groupby(frame.index.date).size().tolist() == [391, 391, 391, 390]
     # The file's order is Date,Open,Close,High,Low,Volume.
@@ -229,9 +227,7 @@ def test_parquet_with_a_naive_time_column_in_the_given_timezone(tmp_path, spx_mi
     table.columns = [c.lower() for c in table.columns]
     table.to_parquet(tmp_path / "bars.parquet", index=False)
 
-    frame, tz = read_bars_file(
-        tmp_path / "bars.parquet", ticker="^GSPC", resolution="1m", timezone="UTC"
-    )
+    frame, tz = read_bars_file(tmp_path / "bars.parquet", ticker="^GSPC", resolution="1m", timezone="UTC")
     assert tz == "UTC"
     assert frame.index[0] == pd.Timestamp("2019-11-05 09:30", tz="UTC")
     np.testing.assert_array_equal(frame["Close"], spx_minutes["Close"])
@@ -285,10 +281,7 @@ def test_gzip_is_told_by_content_not_by_name(tmp_path, spx_daily):
 
 
 def test_repeated_times_keep_the_last_row_and_are_logged(caplog):
-    text = (
-        b"Date,Open,High,Low,Close\n"
-        b"2020-01-02,1,2,0.5,1.5\n2020-01-03,1,2,0.5,1.5\n2020-01-02,1,2,0.5,1.75\n"
-    )
+    text = b"Date,Open,High,Low,Close\n2020-01-02,1,2,0.5,1.5\n2020-01-03,1,2,0.5,1.5\n2020-01-02,1,2,0.5,1.75\n"
     with caplog.at_level(logging.WARNING, logger="dataprovider.sources.files"):
         frame, _ = read_bars_bytes(text, ticker="SPY", resolution="1d")
     assert frame["Close"].tolist() == [1.75, 1.5]
@@ -320,8 +313,7 @@ BAD_FILES = {
         "'yesterday' in data row 2",
     ),
     "one date in another format": (
-        b"Date,Open,High,Low,Close\n11/1/2019,1,2,0.5,1.5\n11/4/2019,1,2,0.5,1.5\n"
-        b"2019-11-05,1,2,0.5,1.5\n",
+        b"Date,Open,High,Low,Close\n11/1/2019,1,2,0.5,1.5\n11/4/2019,1,2,0.5,1.5\n2019-11-05,1,2,0.5,1.5\n",
         "'2019-11-05' in data row 3",
     ),
     "missing date": (
@@ -333,8 +325,7 @@ BAD_FILES = {
         "'1,234.5' in data row 1",
     ),
     "mixed offsets and naive": (
-        b"Datetime,Open,High,Low,Close\n"
-        b"2020-01-02 10:00:00-05:00,1,2,0.5,1.5\n2020-01-02 11:00:00,1,2,0.5,1.5\n",
+        b"Datetime,Open,High,Low,Close\n2020-01-02 10:00:00-05:00,1,2,0.5,1.5\n2020-01-02 11:00:00,1,2,0.5,1.5\n",
         "mixes times with a UTC offset",
     ),
     "ragged csv": (
@@ -347,8 +338,7 @@ BAD_FILES = {
     "damaged gzip": (b"\x1f\x8b\x08\x00garbage", "damaged gzip"),
     "damaged parquet": (b"PAR1 not really parquet PAR1", "not a readable Parquet file"),
     "nonexistent local time": (
-        b"Datetime,Open,High,Low,Close\n"
-        b"2019-03-10 01:00,1,2,0.5,1.5\n2019-03-10 02:30,1,2,0.5,1.5\n",
+        b"Datetime,Open,High,Low,Close\n2019-03-10 01:00,1,2,0.5,1.5\n2019-03-10 02:30,1,2,0.5,1.5\n",
         "does not exist or is ambiguous in America/New_York",
     ),
 }
@@ -366,15 +356,11 @@ def test_unreadable_files_say_what_is_wrong(data, fragment):
 
 def test_layout_errors_describe_the_expected_layout():
     with pytest.raises(InvalidRequestError, match="Date,Open,High,Low,Close,Adj Close,Volume"):
-        read_bars_bytes(
-            b"Date,Open,Low,Close\n2020-01-02,1,0.5,1.5\n", ticker="SPY", resolution="1d"
-        )
+        read_bars_bytes(b"Date,Open,Low,Close\n2020-01-02,1,0.5,1.5\n", ticker="SPY", resolution="1d")
 
 
 def test_parquet_with_numbers_for_dates_is_refused(tmp_path):
-    table = pd.DataFrame(
-        {"date": [20191101], "open": [1.0], "high": [2.0], "low": [0.5], "close": [1.5]}
-    )
+    table = pd.DataFrame({"date": [20191101], "open": [1.0], "high": [2.0], "low": [0.5], "close": [1.5]})
     table.to_parquet(tmp_path / "bars.parquet")
     with pytest.raises(InvalidRequestError, match="has numbers in its date/time column"):
         read_bars_file(tmp_path / "bars.parquet", ticker="SPY", resolution="1d")

@@ -89,11 +89,19 @@ def test_reads_only_what_the_window_needs(daily):
 def test_datetime_end_includes_that_instant():
     index = pd.date_range("2020-01-02 09:30", periods=6, freq="1h", tz=NY, name="Datetime").as_unit("ns")
     frame = pd.DataFrame({"Close": range(6)}, index=index, dtype="float64")
-    out = run(frame, resolution=DataResolution.HOUR_01, period=DataPeriod.YEAR_MAX,
-              time_end=TimeBound.parse("2020-01-02T11:30:00"))
+    out = run(
+        frame,
+        resolution=DataResolution.HOUR_01,
+        period=DataPeriod.YEAR_MAX,
+        time_end=TimeBound.parse("2020-01-02T11:30:00"),
+    )
     assert out.index[-1] == pd.Timestamp("2020-01-02 11:30", tz=NY)
-    utc_end = run(frame, resolution=DataResolution.HOUR_01, period=DataPeriod.YEAR_MAX,
-                  time_end=TimeBound.parse("2020-01-02T16:30:00Z"))  # 11:30 in New York
+    utc_end = run(
+        frame,
+        resolution=DataResolution.HOUR_01,
+        period=DataPeriod.YEAR_MAX,
+        time_end=TimeBound.parse("2020-01-02T16:30:00Z"),
+    )  # 11:30 in New York
     assert utc_end.index[-1] == pd.Timestamp("2020-01-02 11:30", tz=NY)
 
 

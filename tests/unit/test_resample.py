@@ -153,8 +153,7 @@ def test_resampling_composes():
 
 def test_daily_label_is_local_midnight_of_the_local_date():
     # 20:30 New York is already the next day in UTC; the bar still belongs to its local date.
-    frame = bars(["2024-07-01 09:30", "2024-07-01 15:30", "2024-07-01 20:30", "2024-07-02 04:00"],
-                 NY, R.HOUR_01)
+    frame = bars(["2024-07-01 09:30", "2024-07-01 15:30", "2024-07-01 20:30", "2024-07-02 04:00"], NY, R.HOUR_01)
     out = resample_bars(frame, "1h", "1d")
     assert wall_clock(out.index) == ["2024-07-01 00:00-0400", "2024-07-02 00:00-0400"]
     assert out["Volume"].tolist() == [1 + 11 + 21, 31]
@@ -162,12 +161,22 @@ def test_daily_label_is_local_midnight_of_the_local_date():
 
 def test_weekly_label_is_monday_and_follows_dst_in_new_york():
     # DST started on Sunday 2024-03-10 and ended on Sunday 2024-11-03.
-    days = ["2024-03-07", "2024-03-08", "2024-03-11", "2024-03-15",
-            "2024-10-31", "2024-11-01", "2024-11-04", "2024-11-08"]
+    days = [
+        "2024-03-07",
+        "2024-03-08",
+        "2024-03-11",
+        "2024-03-15",
+        "2024-10-31",
+        "2024-11-01",
+        "2024-11-04",
+        "2024-11-08",
+    ]
     out = resample_bars(bars(days, NY, R.DAY_01), "1d", "1wk")
     assert wall_clock(out.index) == [
-        "2024-03-04 00:00-0500", "2024-03-11 00:00-0400",
-        "2024-10-28 00:00-0400", "2024-11-04 00:00-0500",
+        "2024-03-04 00:00-0500",
+        "2024-03-11 00:00-0400",
+        "2024-10-28 00:00-0400",
+        "2024-11-04 00:00-0500",
     ]
     assert out["Open"].tolist() == [0, 2, 4, 6]
     assert out["Close"].tolist() == [1.25, 3.25, 5.25, 7.25]
@@ -186,18 +195,25 @@ def test_monthly_label_is_the_first_local_midnight():
     days = ["2024-02-29", "2024-03-01", "2024-03-28", "2024-04-01", "2024-04-30"]
     out = resample_bars(bars(days, NY, R.DAY_01), "1d", "1mo")
     assert wall_clock(out.index) == [
-        "2024-02-01 00:00-0500", "2024-03-01 00:00-0500", "2024-04-01 00:00-0400",
+        "2024-02-01 00:00-0500",
+        "2024-03-01 00:00-0500",
+        "2024-04-01 00:00-0400",
     ]
     assert out["Volume"].tolist() == [1, 11 + 21, 31 + 41]
 
 
 def test_us_equity_hours_are_anchored_at_the_0930_open():
-    times = [f"2024-06-{d} {h}" for d in (10, 11)
-             for h in ("09:30", "10:00", "10:30", "11:00", "15:00", "15:30")]
+    times = [f"2024-06-{d} {h}" for d in (10, 11) for h in ("09:30", "10:00", "10:30", "11:00", "15:00", "15:30")]
     out = resample_bars(bars(times, NY, R.MINUTE_30), "30m", "1h")
     assert [t.strftime("%d %H:%M") for t in out.index] == [
-        "10 09:30", "10 10:30", "10 14:30", "10 15:30",
-        "11 09:30", "11 10:30", "11 14:30", "11 15:30",
+        "10 09:30",
+        "10 10:30",
+        "10 14:30",
+        "10 15:30",
+        "11 09:30",
+        "11 10:30",
+        "11 14:30",
+        "11 15:30",
     ]
     # 15:30 is the last half hour of the session, a bin of one bar.
     assert out["Open"].tolist() == [0, 2, 4, 5, 6, 8, 10, 11]
@@ -213,21 +229,40 @@ def test_crypto_hours_are_on_the_hour_utc():
 
 def test_anchor_is_the_most_common_first_bar_of_the_day():
     # Two sessions open at 09:30, one joins late at 10:05: the grid stays on :30.
-    times = ["2024-06-10 09:30", "2024-06-10 10:35", "2024-06-11 10:05", "2024-06-11 10:35",
-             "2024-06-12 09:30", "2024-06-12 10:30"]
+    times = [
+        "2024-06-10 09:30",
+        "2024-06-10 10:35",
+        "2024-06-11 10:05",
+        "2024-06-11 10:35",
+        "2024-06-12 09:30",
+        "2024-06-12 10:30",
+    ]
     out = resample_bars(bars(times, NY, R.MINUTE_05), "5m", "1h")
     assert [t.strftime("%d %H:%M") for t in out.index] == [
-        "10 09:30", "10 10:30", "11 09:30", "11 10:30", "12 09:30", "12 10:30",
+        "10 09:30",
+        "10 10:30",
+        "11 09:30",
+        "11 10:30",
+        "12 09:30",
+        "12 10:30",
     ]
 
 
 def test_no_bin_crosses_local_midnight():
     # The grid is on :30 (three sessions open at 09:30), so 23:30-00:30 would span two days.
-    times = ["2024-01-02 09:30", "2024-01-03 09:30", "2024-01-04 09:30",
-             "2024-01-04 23:30", "2024-01-05 00:00", "2024-01-05 00:30"]
+    times = [
+        "2024-01-02 09:30",
+        "2024-01-03 09:30",
+        "2024-01-04 09:30",
+        "2024-01-04 23:30",
+        "2024-01-05 00:00",
+        "2024-01-05 00:30",
+    ]
     out = resample_bars(bars(times, "UTC", R.MINUTE_30), "30m", "1h")
     assert wall_clock(out.index)[3:] == [
-        "2024-01-04 23:30+0000", "2024-01-05 00:00+0000", "2024-01-05 00:30+0000",
+        "2024-01-04 23:30+0000",
+        "2024-01-05 00:00+0000",
+        "2024-01-05 00:30+0000",
     ]
     assert out["Open"].tolist() == [0, 1, 2, 3, 4, 5]
 
@@ -238,7 +273,10 @@ def test_hours_across_the_new_york_fall_back():
     frame = bars(times, NY, R.MINUTE_30)
     out = resample_bars(frame, "30m", "1h")
     assert wall_clock(out.index) == [
-        "2024-11-03 00:00-0400", "2024-11-03 01:00-0400", "2024-11-03 01:00-0500", "2024-11-03 02:00-0500",
+        "2024-11-03 00:00-0400",
+        "2024-11-03 01:00-0400",
+        "2024-11-03 01:00-0500",
+        "2024-11-03 02:00-0500",
     ]
     assert out["Open"].tolist() == [0, 2, 4, 6]
     day = resample_bars(frame, "30m", "1d")
@@ -252,7 +290,10 @@ def test_hours_on_a_half_hour_grid_across_the_fall_back_stay_in_order():
     times = pd.date_range("2024-11-03 04:30", "2024-11-03 07:30", freq="30min", tz="UTC")
     out = resample_bars(bars(times, NY, R.MINUTE_30), "30m", "1h")
     assert wall_clock(out.index) == [
-        "2024-11-03 00:30-0400", "2024-11-03 01:30-0400", "2024-11-03 01:30-0500", "2024-11-03 02:30-0500",
+        "2024-11-03 00:30-0400",
+        "2024-11-03 01:30-0400",
+        "2024-11-03 01:30-0500",
+        "2024-11-03 02:30-0500",
     ]
     assert out["Open"].tolist() == [0, 2, 4, 6]
     assert out["Close"].tolist() == [1.25, 3.25, 5.25, 6.25]
@@ -263,15 +304,19 @@ def test_hours_across_the_new_york_spring_forward():
     times = pd.date_range("2024-03-10 05:00", "2024-03-10 07:30", freq="30min", tz="UTC")
     out = resample_bars(bars(times, NY, R.MINUTE_30), "30m", "1h")
     assert wall_clock(out.index) == [
-        "2024-03-10 00:00-0500", "2024-03-10 01:00-0500", "2024-03-10 03:00-0400",
+        "2024-03-10 00:00-0500",
+        "2024-03-10 01:00-0500",
+        "2024-03-10 03:00-0400",
     ]
     assert out["Volume"].tolist() == [1 + 11, 21 + 31, 41 + 51]
 
 
 def test_a_holiday_makes_no_empty_bin():
     # Thanksgiving 2024 (Thursday 28th) had no session; Friday closed early at 13:00.
-    times = [*pd.date_range("2024-11-27 09:30", "2024-11-27 15:30", freq="30min"),
-             *pd.date_range("2024-11-29 09:30", "2024-11-29 12:30", freq="30min")]
+    times = [
+        *pd.date_range("2024-11-27 09:30", "2024-11-27 15:30", freq="30min"),
+        *pd.date_range("2024-11-29 09:30", "2024-11-29 12:30", freq="30min"),
+    ]
     frame = bars(times, NY, R.MINUTE_30)
     days = resample_bars(frame, "30m", "1d")
     assert wall_clock(days.index) == ["2024-11-27 00:00-0500", "2024-11-29 00:00-0500"]
@@ -295,7 +340,9 @@ def test_partial_leading_bin_is_dropped_only_after_coverage_start():
     frame = bars(hours, "UTC", R.HOUR_01)
     kept = resample_bars(frame, "1h", "1d")
     assert wall_clock(kept.index) == [
-        "2024-01-02 00:00+0000", "2024-01-03 00:00+0000", "2024-01-04 00:00+0000",
+        "2024-01-02 00:00+0000",
+        "2024-01-03 00:00+0000",
+        "2024-01-04 00:00+0000",
     ]
     assert kept["Open"].iloc[0] == 0
     dropped = resample_bars(frame, "1h", "1d", coverage_start=hours[0])
@@ -404,8 +451,7 @@ def test_spx_minutes_to_hours_start_at_0930():
 
 
 def test_yahoo_aapl_minutes_to_hours():
-    minutes, url = read_yahoo_chart(
-        "nyf2_chart-AAPL-2024-10-02-to-2024-10-03-includePrePost-false-interval-1m.json")
+    minutes, url = read_yahoo_chart("nyf2_chart-AAPL-2024-10-02-to-2024-10-03-includePrePost-false-interval-1m.json")
     period_end = pd.Timestamp(int(url.split("period2=")[1].split("&")[0]), unit="s", tz="UTC")
     # Yahoo adds one bar past period2 (the live price, stamped at 16:00 the next day);
     # yfinance drops it, so do we.
@@ -416,7 +462,8 @@ def test_yahoo_aapl_minutes_to_hours():
     assert_canonical(out, R.HOUR_01, NY)
     assert wall_clock(out.index) == [f"2024-10-02 {h:02}:30-0400" for h in range(9, 16)]
     expected = session.resample("60min", offset="30min").agg(
-        {"Open": "first", "High": "max", "Low": "min", "Close": "last", "Volume": "sum"})
+        {"Open": "first", "High": "max", "Low": "min", "Close": "last", "Volume": "sum"}
+    )
     pd.testing.assert_frame_equal(out, expected, check_freq=False, check_names=False)
     pd.testing.assert_frame_equal(out, resample_bars(resample_bars(session, "1m", "5m"), "5m", "1h"))
     # With the extra bar the two days tie on their anchor (09:30 vs 16:00); the earlier one wins.

@@ -79,9 +79,7 @@ def test_synthetic_eth_hours_aggregate_exactly_to_the_real_eth_days():
     daily = load_sample(entry("ETH-USD", "1d"))
 
     assert (hourly.groupby(hourly.index.floor("D")).size() == 24).all()
-    pd.testing.assert_frame_equal(
-        daily_from_hourly(hourly), daily, check_exact=True, check_freq=False
-    )
+    pd.testing.assert_frame_equal(daily_from_hourly(hourly), daily, check_exact=True, check_freq=False)
     low, high = hourly["Low"], hourly["High"]
     assert (hourly["Open"].between(low, high) & hourly["Close"].between(low, high)).all()
     opens, closes = (hourly[col].to_numpy().reshape(-1, 24) for col in ("Open", "Close"))
@@ -98,8 +96,7 @@ def test_synthetic_sol_has_the_volatility_of_real_eth():
     eth_vol = eth["Close"].pct_change()[eth.index.to_series().diff() == pd.Timedelta(days=1)].std()
     assert 0.8 < sol_vol / eth_vol < 1.2
     assert (
-        (sol["Low"] <= sol[["Open", "Close"]].min(axis=1))
-        & (sol["High"] >= sol[["Open", "Close"]].max(axis=1))
+        (sol["Low"] <= sol[["Open", "Close"]].min(axis=1)) & (sol["High"] >= sol[["Open", "Close"]].max(axis=1))
     ).all()
 
 
@@ -133,9 +130,7 @@ def test_the_example_windows_are_covered():
 
 
 def test_shipped_files_equal_a_fresh_build(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location(
-        "build_sample_data", ROOT / "scripts" / "build_sample_data.py"
-    )
+    spec = importlib.util.spec_from_file_location("build_sample_data", ROOT / "scripts" / "build_sample_data.py")
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
@@ -146,21 +141,13 @@ def test_shipped_files_equal_a_fresh_build(tmp_path, monkeypatch):
     assert (tmp_path / "manifest.json").read_bytes() == (SAMPLE_DIR / "manifest.json").read_bytes()
     for item in manifest["datasets"]:
         fresh = pd.read_parquet(tmp_path / item["file"])
-        pd.testing.assert_frame_equal(
-            fresh, pd.read_parquet(SAMPLE_DIR / item["file"]), check_exact=True
-        )
+        pd.testing.assert_frame_equal(fresh, pd.read_parquet(SAMPLE_DIR / item["file"]), check_exact=True)
 
 
 def test_raw_sources_match_the_checksums_in_their_readme():
     readme = (SOURCES / "README.md").read_text(encoding="utf-8")
-    listed = dict(
-        (name, digest) for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)$", readme, re.M)
-    )
-    present = {
-        p.name
-        for p in SOURCES.iterdir()
-        if p.is_file() and p.name not in ("README.md", ".gitattributes")
-    }
+    listed = dict((name, digest) for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)$", readme, re.M))
+    present = {p.name for p in SOURCES.iterdir() if p.is_file() and p.name not in ("README.md", ".gitattributes")}
     assert set(listed) == present
     for name, digest in listed.items():
         assert hashlib.sha256((SOURCES / name).read_bytes()).hexdigest() == digest, name
@@ -170,10 +157,7 @@ def test_licences_and_notices_ship_with_the_data():
     readme = (SAMPLE_DIR / "README.md").read_text(encoding="utf-8")
     notice = "Copyright (c) 2012- Matplotlib Development Team; All Rights Reserved"
     assert notice in readme
-    assert (
-        "2012- Matplotlib Development Team"
-        in (SAMPLE_DIR / "LICENSES" / "mplfinance-LICENSE.txt").read_text()
-    )
+    assert "2012- Matplotlib Development Team" in (SAMPLE_DIR / "LICENSES" / "mplfinance-LICENSE.txt").read_text()
     assert "Apache License" in (SAMPLE_DIR / "LICENSES" / "Apache-2.0.txt").read_text()
     assert {e.licence for e in ENTRIES} <= {"Apache-2.0", "LicenseRef-mplfinance", "MIT"}
 

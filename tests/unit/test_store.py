@@ -178,9 +178,15 @@ def test_sweep_removes_stray_temp_files_but_not_live_ones(tmp_path):
     with store.lock("AAPL", R1D):
         # Another process's view: it cannot take AAPL's lock while we hold it.
         other = subprocess.run(
-            [sys.executable, "-c", f"from dataprovider.store import ParquetStore; "
-             f"print(ParquetStore({str(tmp_path)!r}).sweep_temp_files())"],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                "-c",
+                f"from dataprovider.store import ParquetStore; "
+                f"print(ParquetStore({str(tmp_path)!r}).sweep_temp_files())",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
     assert other.stdout.strip() == "1"
     assert not stray.exists() and live.exists()

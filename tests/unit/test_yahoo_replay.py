@@ -154,7 +154,7 @@ def test_as_of_drops_later_dividends_from_adjclose():
     for dividend in dividends:  # Yahoo's adjustment: x (1 - dividend / previous close) before the ex-date
         i = stamps.index(dividend["date"])
         assert factor[i - 1] / factor[i] == pytest.approx(1 - dividend["amount"] / close[i - 1], rel=1e-6)
-    assert factor[stamps.index(dividends[-1]["date"]):] == pytest.approx(1.0, rel=1e-6)  # float32 noise
+    assert factor[stamps.index(dividends[-1]["date"]) :] == pytest.approx(1.0, rel=1e-6)  # float32 noise
 
 
 def test_a_cache_built_before_a_split_differs_from_a_download_after_it_by_the_split(make_yahoo_source):

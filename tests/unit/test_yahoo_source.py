@@ -201,7 +201,7 @@ def test_1m_is_fetched_in_requests_of_at_most_7_days_over_the_last_30(make_sourc
     assert spans[0][0] == int(result.available_from.timestamp())
     assert spans[-1][1] == int(NOW.timestamp())
     assert all(b - a <= 7 * 86400 for a, b in spans)
-    assert all(prev[1] == nxt[0] for prev, nxt in zip(spans, spans[1:]))
+    assert all(prev[1] == nxt[0] for prev, nxt in zip(spans, spans[1:], strict=False))
     assert len(result.frame) == 389  # the recorded session minutes, without the null one
 
 
@@ -238,8 +238,10 @@ def test_30m_bars_are_the_regular_session_of_the_recording(make_source):
 
     raw = recorded(TSLA_30M)
     regular = load_recording(TSLA_30M).result["meta"]["tradingPeriods"]["regular"][0][0]
-    regular = raw[(raw.index >= pd.Timestamp(regular["start"], unit="s", tz="UTC"))
-                  & (raw.index < pd.Timestamp(regular["end"], unit="s", tz="UTC"))]
+    regular = raw[
+        (raw.index >= pd.Timestamp(regular["start"], unit="s", tz="UTC"))
+        & (raw.index < pd.Timestamp(regular["end"], unit="s", tz="UTC"))
+    ]
     assert frame.index.equals(regular.index.tz_convert("America/New_York"))
     np.testing.assert_allclose(frame["Close"], regular["close"], rtol=1e-12)
     assert (frame["Volume"].to_numpy() == regular["volume"].to_numpy()).all()
@@ -406,7 +408,7 @@ def test_plan_starts_intraday_history_inside_yahoos_lookback(resolution, days):
 def test_plan_cuts_1m_into_contiguous_spans_of_at_most_7_days():
     plan = plan_fetch(DataResolution.MINUTE_01, NOW - pd.Timedelta(days=20), NOW, NOW)
     assert [b - a for a, b in plan.windows] == [pd.Timedelta(days=7), pd.Timedelta(days=7), pd.Timedelta(days=6)]
-    assert all(w[1] == nxt[0] for w, nxt in zip(plan.windows, plan.windows[1:]))
+    assert all(w[1] == nxt[0] for w, nxt in zip(plan.windows, plan.windows[1:], strict=False))
 
 
 def test_plan_does_not_ask_for_intraday_bars_after_now():
