@@ -148,18 +148,10 @@ class DataProviderLocal:
         return self
 
     def disconnect(self) -> None:
-        """Close the Socket.IO connection (no-op if closed), without making the caller wait.
-
-        The closing handshake runs on a background thread: websocket-client waits
-        up to 3 s for a close frame the server has already sent, and nobody
-        should wait on that. The client can connect again at once.
-        """
+        """Close the Socket.IO connection (no-op if closed)."""
         with self._connect_guard:
-            closing = self._sio
-            if not closing.connected:
-                return
-            self._sio = self._new_socket()
-        threading.Thread(target=closing.disconnect, name="dataprovider-disconnect", daemon=True).start()
+            if self._sio.connected:
+                self._sio.disconnect()
 
     # Names kept from earlier versions of the client.
     _connect_socket = connect

@@ -120,29 +120,25 @@ class ProgressOrderer:
         for _, held in sorted(self._held, key=lambda item: item[0]):
             self._release(held)
         self._held.clear()
-        total = reply.get("total", 0)
         for ticker in order:
-            if ticker in self._reported:
-                continue
             error = reply["errors"].get(ticker)
-            result = reply["results"].get(ticker, {})
             self._release(
                 {
                     "ticker": ticker,
-                    "index": self._next,
-                    "total": total,
-                    "progress": f"{self._next}/{total}",
+                    "total": reply["total"],
                     "status": "error" if error else "ok",
-                    "rows": 0 if error else result.get("rows", 0),
+                    "rows": 0 if error else reply["results"].get(ticker, {}).get("rows", 0),
                     "error": error,
                 }
             )
 
     def _release(self, payload: dict[str, Any]) -> None:
+        """Report one ticker, numbered by release order so indices always run 1..n."""
         if payload["ticker"] in self._reported:
             return
         self._reported.add(payload["ticker"])
+        index, total = self._next, payload["total"]
         self._next += 1
         if self._callback is not None:
             info = {key: value for key, value in payload.items() if key != "request_id"}
-            self._callback(info)
+            self._callback({**info, "index": index, "progress": f"{index}/{total}"})

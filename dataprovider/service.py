@@ -35,6 +35,7 @@ from . import resample
 from .enums import DataResolution
 from .errors import (
     CacheCorruptError,
+    DataNotFoundError,
     DataProviderError,
     InternalServerError,
     NoDataError,
@@ -342,8 +343,10 @@ class DataService:
                 downloaded = True
                 try:
                     info = self._refresh_tail(query, info, now)
-                finally:
-                    self._mark_checked(key, now)
+                except DataNotFoundError:
+                    self._mark_checked(key, now)  # a definite answer: do not ask again at once
+                    raise
+                self._mark_checked(key, now)  # upstream failures are not marked, so they stay visible
             if info is not None and info.rows and not info.meta.history_complete:
                 start = lookback_start(query, info.last)
                 coverage = info.meta.coverage_start or info.first
@@ -426,11 +429,13 @@ class DataService:
 
     def _refresh_head(self, query: BarsQuery, info: DatasetInfo, start: pd.Timestamp | None) -> None:
         coverage = info.meta.coverage_start or info.first
+        old = self._read(info, None, None)
         try:
             fetched = self._fetch(query.ticker, query.resolution, start, coverage)
         except RangeNotAvailableError:
-            return  # the source has nothing older; the cached bars are all there is
-        old = self._read(info, None, None)
+            # The source keeps nothing older (intraday limits): the cached bars are all there is.
+            self.store.write(query.ticker, query.resolution, old, info.meta.replace(history_complete=True))
+            return
         head = fetched.frame.tz_convert(info.meta.timezone)
         merged = _merge(head, old, coverage) if not head.empty else old
         meta = info.meta.replace(

@@ -13,7 +13,7 @@ import logging
 import socket
 import threading
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 __all__ = ["PortInUseError", "ServerHandle"]
 
@@ -21,6 +21,19 @@ logger = logging.getLogger(__name__)
 
 #: How often the accept loop checks for a stop request (what :meth:`ServerHandle.stop` waits at most).
 _POLL_SECONDS = 0.05
+
+
+class _RequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler, closing the connection when a WebSocket session ends.
+
+    Otherwise the handler would read the peer's WebSocket close frame as the
+    next HTTP request and log it as a bad request.
+    """
+
+    def run_wsgi(self) -> None:
+        if self.headers.get("Upgrade", "").lower() == "websocket":
+            self.close_connection = True
+        super().run_wsgi()
 
 
 class PortInUseError(OSError):
@@ -52,7 +65,9 @@ class ServerHandle:
                 ) from None
             raise
         with listener:  # Werkzeug serves a duplicate of this socket's descriptor
-            self._server: BaseWSGIServer = make_server(host, port, app, threaded=True, fd=listener.fileno())
+            self._server: BaseWSGIServer = make_server(
+                host, port, app, threaded=True, request_handler=_RequestHandler, fd=listener.fileno()
+            )
         self._thread: threading.Thread | None = None
 
     @property

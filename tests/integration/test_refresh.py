@@ -185,3 +185,40 @@ def test_unknown_symbol_and_empty_answers_write_nothing(world):
     with pytest.raises(NoDataError):
         world.service.get_bars(BarsQuery("NVDA", D1))
     assert world.service.store.list_datasets() == []
+
+
+def test_stale_results_stay_flagged_while_the_upstream_is_down(world):
+    world.service.get_bars(BarsQuery("NVDA", D1, DataPeriod.MONTH_01))
+    world.travel("2021-07-16 22:00")
+    world.replay.unreachable = True
+    first = world.service.get_bars(BarsQuery("NVDA", D1, DataPeriod.MONTH_01))
+    asked = len(world.replay.requests)
+    second = world.service.get_bars(BarsQuery("NVDA", D1, DataPeriod.MONTH_01))
+    assert first.stale and second.stale  # the second fails fast (cool-down) but is still flagged
+    assert len(world.replay.requests) == asked
+
+
+def test_intraday_history_is_limited_to_what_yahoo_keeps(tmp_path, make_yahoo_source):
+    """1m bars exist for the last 30 days only: the window is clipped once, then served from the cache."""
+    replay = YahooReplay("nyf2_chart-AAPL-2024-10-02-to-2024-10-03-includePrePost-false-interval-1m.json")
+    now = Now(utc("2024-10-04 12:00"))
+    service = DataService(ParquetStore(tmp_path), make_yahoo_source(replay, now), clock=now)
+    statuses = []
+    result = service.get_bars(
+        BarsQuery("AAPL", DataResolution.MINUTE_01, DataPeriod.MONTH_01),
+        lambda state, detail: statuses.append((state, detail.get("part"))),
+    )
+    assert len(result.frame) == 389 and str(result.frame.index.tz) == "America/New_York"
+    assert result.frame.index[-1] == pd.Timestamp("2024-10-02 15:59", tz="America/New_York")
+    spans = [(int(r.params["period1"]), int(r.params["period2"])) for r in replay.requests_for("AAPL") if r.is_fetch]
+    assert all(end - start <= 7 * 86400 for start, end in spans)  # chunked by Yahoo's 7-day limit
+    assert service.store.info("AAPL", DataResolution.MINUTE_01).meta.history_complete
+    asked = replay.fetch_count("AAPL")
+    now.value = utc("2024-10-04 12:00:30")
+    statuses.clear()
+    service.get_bars(
+        BarsQuery("AAPL", DataResolution.MINUTE_01, DataPeriod.MONTH_01),
+        lambda state, detail: statuses.append((state, detail.get("part"))),
+    )
+    assert replay.fetch_count("AAPL") == asked and statuses == [("cached", None)]
+    service.close()

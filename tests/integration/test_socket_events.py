@@ -30,8 +30,7 @@ class RawClient:
         self.sio.connect(url, transports=["websocket"])
 
     def close(self) -> None:
-        """Disconnect without waiting out websocket-client's 3 s closing handshake."""
-        threading.Thread(target=self.sio.disconnect, daemon=True).start()
+        self.sio.disconnect()
 
     def ask(self, event: str, *args) -> list[tuple[str, dict]]:
         """Emit and collect every event up to the final reply (or any reply, for malformed ids)."""
