@@ -254,13 +254,16 @@ ERROR_CLASSES: dict[str, type[DataProviderError]] = {
 }
 
 
+_HTTP_STATUS_OVERRIDES = {"UNKNOWN_ENDPOINT": 404, "METHOD_NOT_ALLOWED": 405}
+
+
 def http_status_for(code: str) -> int:
     """The HTTP status that fits an error code (404 for NOT_CACHED, ...)."""
-    return ERROR_CLASSES.get(code, InternalServerError).http_status
+    return _HTTP_STATUS_OVERRIDES.get(code) or ERROR_CLASSES.get(code, InternalServerError).http_status
 
 
 def error_from_payload(payload: dict[str, Any]) -> DataProviderError:
-    """Rebuild the exception for a wire error payload (unknown codes become INTERNAL's class).
+    """Rebuild the exception for a wire error payload (an unknown code gives a plain DataProviderError).
 
     Examples
     --------

@@ -8,8 +8,8 @@ Frames travel in one of two encodings:
 * ``arrow``: Arrow IPC stream bytes, split into chunks of at most
   :data:`CHUNK_BYTES` so every binary Socket.IO attachment stays under the
   transport's message limit (the Python client's default);
-* ``json``: ``{"columns", "index", "data"}`` with ISO-8601 timestamps, for any
-  other client.
+* ``json``: ``{"format", "index_name", "timezone", "columns", "index", "data"}``
+  with ISO-8601 timestamps, for any other client (one message, not chunked).
 
 Nothing is ever pickled in either direction.
 """
@@ -144,8 +144,11 @@ def parse_data_request(payload: object, formats: tuple[str, ...] = FORMATS) -> D
     return DataRequest(_request_id(body), _query(body, ticker), _format(body, formats))
 
 
-def parse_batch_request(payload: object) -> BatchRequest:
+def parse_batch_request(payload: object, formats: tuple[str, ...] = FORMATS) -> BatchRequest:
     """Validate a ``get_batch_data`` payload (invalid tickers are set aside, not fatal).
+
+    Invalid entries are keyed by the string sent, or ``tickers[i]`` for an entry
+    that is not a string, so no two entries share a key.
 
     Raises
     ------
@@ -172,17 +175,18 @@ def parse_batch_request(payload: object) -> BatchRequest:
         )
     tickers: list[str] = []
     invalid: dict[str, InvalidRequestError] = {}
-    for item in raw:
+    for position, item in enumerate(raw):
         try:
             ticker = validate_ticker(item, field="tickers[]")
         except InvalidRequestError as exc:
-            invalid[str(item)[:64]] = exc
+            exc.ticker = item[:64] if isinstance(item, str) else f"tickers[{position}]"
+            invalid[exc.ticker] = exc
             continue
         if ticker not in tickers:
             tickers.append(ticker)
     placeholder = tickers[0] if tickers else "SPY"
     query = _query(body, placeholder)
-    return BatchRequest(_request_id(body), query, tickers, invalid, _format(body, FORMATS))
+    return BatchRequest(_request_id(body), query, tickers, invalid, _format(body, formats))
 
 
 def _require_object(payload: object, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -220,7 +224,7 @@ def _query(body: dict[str, Any], ticker: str) -> BarsQuery:
     period = _enum(DataPeriod, body.get("period", "1y"), "period", "INVALID_PERIOD")
     start = _time_bound(body.get("time_start"), "time_start")
     end = _time_bound(body.get("time_end"), "time_end")
-    if start is not None and end is not None and _comparable(start) > _comparable(end):
+    if start is not None and end is not None and _inverted(start, end):
         raise InvalidRequestError(
             f"time_start ({start.isoformat()}) is after time_end ({end.isoformat()}): swap them",
             code="INVALID_TIME_RANGE",
@@ -270,6 +274,21 @@ def _time_bound(value: object, name: str) -> TimeBound | None:
 def _comparable(bound: TimeBound) -> pd.Timestamp:
     value = bound.value
     return value.tz_convert("UTC").tz_localize(None) if value.tzinfo is not None else value
+
+
+# Naive times are read in the exchange's timezone, which validation does not know:
+# comparing a naive bound with a tz-aware one is only certain beyond any UTC offset.
+_MAX_UTC_OFFSET = pd.Timedelta(hours=14)
+
+
+def _inverted(start: TimeBound, end: TimeBound) -> bool:
+    """Whether ``start`` surely comes after the last instant ``end`` admits."""
+    first = _comparable(start)
+    last = _comparable(end) + (
+        pd.Timedelta(days=1) - pd.Timedelta(microseconds=1) if end.date_only else pd.Timedelta(0)
+    )
+    mixed = (start.value.tzinfo is None) != (end.value.tzinfo is None)
+    return first > last + (_MAX_UTC_OFFSET if mixed else pd.Timedelta(0))
 
 
 def _limit(value: object) -> int | None:
@@ -465,11 +484,18 @@ def payload_from_query_args(ticker: str, args: Any) -> dict[str, Any]:
                 code="INVALID_PAYLOAD",
                 field=name,
             )
-        payload[aliases.get(name, name)] = values[0]
+        field = aliases.get(name, name)
+        if field in payload:
+            raise InvalidRequestError(
+                f"parameter {name!r} repeats another name for {field}: give only one of them",
+                code="INVALID_PAYLOAD",
+                field=name,
+            )
+        payload[field] = values[0]
     if "limit" in payload:
         text = payload["limit"]
         try:
-            payload["limit"] = int(text)
+            payload["limit"] = float(text) if any(c in text for c in ".eE") else int(text)
         except ValueError:
             raise InvalidRequestError(
                 f"limit must be a whole number of rows; got {text[:40]!r}", code="INVALID_LIMIT", field="limit"

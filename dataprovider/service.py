@@ -297,10 +297,14 @@ class DataService:
         info = self._derivation_source(query)
         if info is None:
             if query.local_only or self.source is None:
+                remedy = (
+                    "this server runs offline, so import a file with `python -m server import`"
+                    if self.source is None
+                    else "ask without local_only=True to download it, or import a file with `python -m server import`"
+                )
                 raise NotCachedError(
                     f"{query.ticker} {query.resolution.value} is not in the cache (nor any finer resolution "
-                    "to derive it from); ask without local_only=True to download it, or import a file with "
-                    "`python -m server import`",
+                    f"to derive it from): {remedy}",
                     ticker=query.ticker,
                 )
             raise NoDataError(f"no {query.resolution.value} bars for {query.ticker}", ticker=query.ticker)

@@ -18,15 +18,17 @@ __all__ = ["answer_batch", "answer_data", "internal_error"]
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[dict[str, Any]], None]
+#: Receives each ``data_status`` payload (request_id, status and details).
+StatusPayloadCallback = Callable[[dict[str, Any]], None]
 
 
 def answer_data(
     service: DataService,
     payload: object,
     formats: tuple[str, ...] = protocol.FORMATS,
-    on_status: StatusCallback | None = None,
+    on_status: StatusPayloadCallback | None = None,
 ) -> tuple[DataRequest, BarsResult]:
-    """Validate a ``get_data`` payload and answer it.
+    """Validate a ``get_data`` payload and answer it; ``on_status`` gets the ``data_status`` payloads.
 
     Raises
     ------
@@ -34,7 +36,13 @@ def answer_data(
         For invalid requests and every failure the service reports.
     """
     request = protocol.parse_data_request(payload, formats)
-    return request, service.get_bars(request.query, on_status)
+    status: StatusCallback | None = None
+    if on_status is not None:
+
+        def status(state: str, detail: dict[str, Any]) -> None:
+            on_status({"request_id": request.request_id, "status": state, **detail})
+
+    return request, service.get_bars(request.query, status)
 
 
 def answer_batch(
@@ -42,6 +50,7 @@ def answer_batch(
     payload: object,
     on_progress: ProgressCallback | None = None,
     cancelled: threading.Event | None = None,
+    formats: tuple[str, ...] = protocol.FORMATS,
 ) -> dict[str, Any]:
     """Validate a ``get_batch_data`` payload, answer every ticker, and return the ``batch_response`` payload.
 
@@ -53,7 +62,7 @@ def answer_batch(
     DataProviderError
         If the batch as a whole is malformed (per-ticker failures are in the reply).
     """
-    request = protocol.parse_batch_request(payload)
+    request = protocol.parse_batch_request(payload, formats)
     started = time.monotonic()
     total = len(request.tickers) + len(request.invalid)
     results: dict[str, dict[str, Any]] = {}

@@ -75,10 +75,7 @@ def register_events(socketio: SocketIO, service: DataService) -> None:
             reply(error_event, protocol.error_reply(request_id, internal_error(request_id, exc)), sid)
 
     def get_data(payload: object, sid: str, request_id: str | None) -> None:
-        def status(state: str, detail: dict[str, Any]) -> None:
-            reply(protocol.DATA_STATUS, {"request_id": request_id, "status": state, **detail}, sid)
-
-        data_request, result = answer_data(service, payload, on_status=status)
+        data_request, result = answer_data(service, payload, on_status=lambda p: reply(protocol.DATA_STATUS, p, sid))
         reply(
             protocol.DATA_RESPONSE,
             protocol.data_reply(data_request.request_id, result.summary(), result.frame, data_request.format),

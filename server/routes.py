@@ -75,7 +75,10 @@ def make_api(service: DataService) -> Blueprint:
                 "sent with Content-Type: application/json",
                 code="INVALID_PAYLOAD",
             )
-        return jsonify(answer_batch(service, payload))
+        try:
+            return jsonify(answer_batch(service, payload, formats=("json",)))
+        except DataProviderError as error:
+            return error_response(error, request_id=protocol.request_id_of(payload))
 
     @api.errorhandler(DataProviderError)
     def on_provider_error(error: DataProviderError) -> Response:
@@ -93,7 +96,7 @@ def register_error_handlers(app) -> None:
         message = f"{error.name}: {request.method} {request.path}; docs/PROTOCOL.md lists the endpoints"
         if error.code not in (404, 405):
             message = f"{error.name}: {error.description}"
-        return error_response(InvalidRequestError(message, code=code), status=error.code)
+        return error_response(InvalidRequestError(message, code=code), status=error.code or 500)
 
     @app.errorhandler(Exception)
     def on_unexpected(error: Exception) -> Response:

@@ -115,3 +115,36 @@ def test_errors_are_json_with_codes(api, method, path, kwargs, status, code):
     assert response.status_code == status
     error = response.json()["error"]
     assert error["code"] == code and error["message"]
+
+
+def test_batch_rejects_arrow_and_echoes_request_id(api):
+    response = requests.post(f"{api}/batch", json={"request_id": "b2", "tickers": ["SPY"], "format": "arrow"},
+                             timeout=10)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["request_id"], error["details"]["allowed"]) == ("INVALID_FORMAT", "b2", ["json"])
+
+
+def test_same_day_and_mixed_timezone_windows_are_accepted(api):
+    one_day = requests.get(f"{api}/data/BTC-USD", params={"resolution": "1h", "period": "max", "local_only": "true",
+                                                          "start": "2019-10-15T10:00:00", "end": "2019-10-15"},
+                           timeout=10).json()
+    assert one_day["rows"] == 14  # 10:00 .. 23:00 UTC
+    mixed = requests.get(f"{api}/data/^GSPC", params={"resolution": "1m", "period": "max", "local_only": "true",
+                                                      "start": "2019-11-05T10:00:00-05:00",
+                                                      "end": "2019-11-05T12:00:00"}, timeout=10).json()
+    assert mixed["rows"] == 121  # 10:00 .. 12:00 New York
+    inverted = requests.get(f"{api}/data/SPY", params={"start": "2015-02-01", "end": "2015-01-31"}, timeout=10)
+    assert inverted.json()["error"]["code"] == "INVALID_TIME_RANGE"
+
+
+def test_aliases_cannot_both_be_given_and_limit_reads_like_json(api):
+    both = requests.get(f"{api}/data/SPY", params={"start": "2015-01-01", "time_start": "2016-01-01"}, timeout=10)
+    assert both.status_code == 400 and both.json()["error"]["field"] == "time_start"
+    five = requests.get(f"{api}/data/SPY", params={"limit": "5.0", "local_only": "true"}, timeout=10).json()
+    assert five["rows"] == 5
+
+
+def test_offline_not_cached_says_how_to_get_data(api):
+    error = requests.get(f"{api}/data/NOPE", timeout=10).json()["error"]
+    assert error["code"] == "NOT_CACHED" and "runs offline" in error["message"]

@@ -269,3 +269,20 @@ def test_other_clients_are_served_while_one_waits(live_server):
     for c in clients:
         c.close()
     assert results == [protocol.DATA_RESPONSE] * 3
+
+
+def test_generated_request_id_is_the_same_in_status_and_response(raw):
+    events = raw.ask(protocol.GET_DATA, {"ticker": "SPY", "local_only": True, "limit": 1})
+    ids = {payload["request_id"] for _, payload in events}
+    assert len(ids) == 1 and None not in ids
+
+
+def test_batch_entries_that_are_not_strings_keep_their_own_key(raw):
+    events = raw.ask(protocol.GET_BATCH_DATA, {"request_id": "k", "tickers": ["SPY", 123, "123", None],
+                                               "local_only": True, "limit": 1})
+    progress = [p for name, p in events if name == protocol.BATCH_PROGRESS]
+    reply = events[-1][1]
+    assert sorted(p["index"] for p in progress) == [1, 2, 3, 4] and reply["total"] == 4
+    assert set(reply["errors"]) == {"tickers[1]", "123", "tickers[3]"}
+    assert reply["errors"]["tickers[1]"]["code"] == "INVALID_TICKER"
+    assert reply["errors"]["123"]["code"] == "NOT_CACHED"
