@@ -19,6 +19,7 @@ builtin, so ``except KeyError`` or ``except TimeoutError`` work as expected::
     │   ├── CacheCorruptError                          CACHE_CORRUPT
     │   └── StorageFullError                           STORAGE_FULL
     ├── ServerBusyError                                BUSY
+    ├── RequestCancelledError                          CANCELLED
     ├── InternalServerError                            INTERNAL
     ├── ConnectionFailedError(ConnectionError)         CONNECTION_FAILED (client side)
     └── RequestTimeoutError(TimeoutError)              REQUEST_TIMEOUT (client side)
@@ -39,6 +40,7 @@ __all__ = [
     "NoDataError",
     "NotCachedError",
     "RangeNotAvailableError",
+    "RequestCancelledError",
     "RequestTimeoutError",
     "ServerBusyError",
     "StorageFullError",
@@ -196,6 +198,13 @@ class ServerBusyError(DataProviderError):
     http_status = 503
 
 
+class RequestCancelledError(DataProviderError):
+    """The client cancelled the request (Ctrl-C, a cancelled task); its remaining work was dropped."""
+
+    default_code = "CANCELLED"
+    http_status = 499
+
+
 class InternalServerError(DataProviderError):
     """An unexpected server-side failure; the server log has the traceback."""
 
@@ -246,6 +255,7 @@ ERROR_CLASSES: dict[str, type[DataProviderError]] = {
             CacheCorruptError,
             StorageFullError,
             ServerBusyError,
+            RequestCancelledError,
             InternalServerError,
             ConnectionFailedError,
             RequestTimeoutError,

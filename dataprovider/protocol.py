@@ -35,6 +35,7 @@ __all__ = [
     "BATCH_ERROR",
     "BATCH_PROGRESS",
     "BATCH_RESPONSE",
+    "CANCEL",
     "CHUNK_BYTES",
     "CONNECTION_RESPONSE",
     "DATA_ERROR",
@@ -58,6 +59,7 @@ PROTOCOL_VERSION = 1
 # Client -> server events.
 GET_DATA = "get_data"
 GET_BATCH_DATA = "get_batch_data"
+CANCEL = "cancel"  # {request_id}: drop the rest of a request the client stopped waiting for
 # Server -> client events.
 CONNECTION_RESPONSE = "connection_response"
 DATA_RESPONSE = "data_response"

@@ -15,9 +15,10 @@ import pandas as pd
 
 from .enums import DataPeriod, DataResolution
 from .errors import DataProviderError, error_from_payload
+from .progress import make_reporter, resolve_mode
 from .protocol import decode_frame
 
-__all__ = ["ProgressOrderer", "query_payload", "report_error", "result_from_reply"]
+__all__ = ["BatchRun", "ProgressOrderer", "query_payload", "report_error", "result_from_reply"]
 
 logger = logging.getLogger("dataprovider.client")
 
@@ -142,3 +143,76 @@ class ProgressOrderer:
         if self._callback is not None:
             info = {key: value for key, value in payload.items() if key != "request_id"}
             self._callback({**info, "index": index, "progress": f"{index}/{total}"})
+
+
+class BatchRun:
+    """The client side of one batch: progress display and callbacks, then the reply turned into frames.
+
+    Create it on the thread that shows progress (it displays a widget at once),
+    feed :attr:`orderer` every ``batch_progress`` payload on that thread, and end
+    with :meth:`complete` (the final reply) or :meth:`fail` (the request failed).
+
+    Parameters
+    ----------
+    tickers : list
+        The tickers as asked, for the order of results.
+    progress : object
+        The ``progress`` argument ('auto', True, False, 'widget', 'text', 'off').
+    callback, error_callback, progress_callback : callable or None
+        The user's callbacks.
+    raise_errors : bool
+        Raise when every ticker failed, instead of returning an empty dict.
+    """
+
+    def __init__(
+        self,
+        tickers: list[Any],
+        progress: object,
+        callback: Callback,
+        error_callback: Callback,
+        progress_callback: Callback,
+        raise_errors: bool,
+    ) -> None:
+        self.tickers = tickers
+        self.callback, self.error_callback, self.progress_callback = callback, error_callback, progress_callback
+        self.raise_errors = raise_errors
+        self.reporter = make_reporter(resolve_mode(progress), len(dict.fromkeys(map(str, tickers))))
+        self.orderer = ProgressOrderer(self._on_progress)
+
+    def _on_progress(self, info: dict[str, Any]) -> None:
+        self.reporter.update(info)
+        if self.progress_callback is not None:
+            self.progress_callback(info)
+
+    def fail(self, error: BaseException) -> dict[str, pd.DataFrame]:
+        """End after the request as a whole failed: report it, re-raise anything but a provider error."""
+        self.reporter.finish(error)
+        if not isinstance(error, DataProviderError):
+            raise error
+        if self.raise_errors:
+            raise error
+        report_error(error, self.error_callback)
+        return {}
+
+    def complete(self, reply: dict[str, Any]) -> dict[str, pd.DataFrame]:
+        """The frames of a ``batch_response``; every ticker is reported once, in the order asked."""
+        order = [t.upper() if isinstance(t, str) else str(t) for t in self.tickers]
+        order = [t for t in dict.fromkeys(order) if t in reply["results"] or t in reply["errors"]]
+        order += [t for t in (*reply["errors"], *reply["results"]) if t not in order]
+        self.orderer.finish(reply, order)
+        frames: dict[str, pd.DataFrame] = {}
+        errors: list[DataProviderError] = []
+        for ticker in order:
+            if ticker in reply["results"]:
+                frame, info = result_from_reply(reply["results"][ticker])
+                frames[ticker] = frame
+                if self.callback is not None:
+                    self.callback(info)
+            else:
+                error = error_from_reply(reply["errors"][ticker], ticker)
+                errors.append(error)
+                report_error(error, self.error_callback, ticker)
+        self.reporter.finish()
+        if errors and not frames and self.raise_errors:
+            raise errors[0]
+        return frames

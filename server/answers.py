@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dataprovider import protocol
-from dataprovider.errors import DataProviderError, InternalServerError
+from dataprovider.errors import DataProviderError, InternalServerError, RequestCancelledError
 from dataprovider.protocol import DataRequest
 from dataprovider.service import BarsResult, DataService, StatusCallback
 
@@ -88,6 +88,11 @@ def answer_batch(
     for ticker, error in request.invalid.items():
         record(ticker, error)
     service.get_batch(request.query, request.tickers, on_item=record, cancelled=cancelled)
+    if cancelled is not None and cancelled.is_set():
+        raise RequestCancelledError(
+            f"batch {request.request_id} was cancelled after {len(results) + len(errors)} of {total} tickers",
+            details={"done": len(results) + len(errors), "total": total},
+        )
     return protocol.batch_reply(request.request_id, results, errors, time.monotonic() - started)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from flask import request
@@ -14,6 +13,7 @@ from dataprovider.errors import DataProviderError, InvalidRequestError
 from dataprovider.service import DataService
 
 from .answers import answer_batch, answer_data, internal_error
+from .clients import ClientRegistry
 
 __all__ = ["register_events"]
 
@@ -33,22 +33,21 @@ def _single_payload(args: tuple[Any, ...]) -> object:
 def register_events(socketio: SocketIO, service: DataService) -> None:
     """Attach every protocol event handler to ``socketio``."""
 
-    send_locks: dict[str, threading.Lock] = {}
-    send_locks_guard = threading.Lock()
+    clients = ClientRegistry()
 
     def reply(event: str, payload: dict[str, Any], sid: str) -> None:
-        # A message with binary attachments goes out as several packets, and
-        # python-socketio does not keep two threads' packets apart: one lock per
-        # client keeps each message whole.
-        with send_locks_guard:
-            lock = send_locks.setdefault(sid, threading.Lock())
-        with lock:
+        with clients.send_lock(sid):  # keeps a message's packets together
             socketio.emit(event, payload, to=sid)
 
     @socketio.on("disconnect")
     def on_disconnect(reason: Any = None) -> None:
-        with send_locks_guard:
-            send_locks.pop(request.sid, None)
+        clients.forget(request.sid)
+
+    @socketio.on(protocol.CANCEL)
+    def on_cancel(payload: Any = None) -> None:
+        request_id = payload.get("request_id") if isinstance(payload, dict) else None
+        if clients.cancel(request.sid, request_id):
+            logger.info("request %s cancelled by its client", request_id)
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
@@ -83,7 +82,8 @@ def register_events(socketio: SocketIO, service: DataService) -> None:
         )
 
     def get_batch_data(payload: object, sid: str, request_id: str | None) -> None:
-        response = answer_batch(service, payload, lambda p: reply(protocol.BATCH_PROGRESS, p, sid))
+        with clients.running(sid, request_id) as cancelled:
+            response = answer_batch(service, payload, lambda p: reply(protocol.BATCH_PROGRESS, p, sid), cancelled)
         reply(protocol.BATCH_RESPONSE, response, sid)
 
     socketio.on_event(protocol.GET_DATA, lambda *args: guarded(protocol.DATA_ERROR, args, get_data))

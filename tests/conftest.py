@@ -94,17 +94,25 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(tmp_path, sample_cache) -> Iterator[Callable[..., LiveServer]]:
-    """``start(source=None, samples=True, clock=None, policy=None)``: serve a fresh data dir.
+    """``start(source=None, samples=True, clock=None, policy=None, service_class=DataService)``.
 
-    With ``samples`` the data dir starts as a copy of the bundled sample data.
+    Serves a fresh data dir; with ``samples`` it starts as a copy of the bundled
+    sample data. ``service_class`` lets a test put a DataService subclass behind the server.
     """
     running: list[LiveServer] = []
 
-    def start(source=None, *, samples: bool = True, clock=None, policy: RefreshPolicy | None = None) -> LiveServer:
+    def start(
+        source=None,
+        *,
+        samples: bool = True,
+        clock=None,
+        policy: RefreshPolicy | None = None,
+        service_class: type[DataService] = DataService,
+    ) -> LiveServer:
         data_dir = tmp_path / f"data{len(running)}"
         if samples:
             shutil.copytree(sample_cache, data_dir)
-        service = DataService(ParquetStore(data_dir), source, clock=clock, policy=policy)
+        service = service_class(ParquetStore(data_dir), source, clock=clock, policy=policy)
         app = create_app(Settings(data_dir=data_dir, offline=source is None, load_samples=False), service)
         handle = ServerHandle(app.flask, "127.0.0.1", 0)
         handle.start()

@@ -1,0 +1,244 @@
+"""One Socket.IO connection to the server, shared by every request of a client.
+
+Requests are matched to replies by ``request_id``, so many can be in flight on
+one connection. Socket handlers (each on its own thread in python-socketio's
+client) only put replies on the waiting request's queue; the thread that made
+the request drains it. The connection opens on the first request and, unless
+the user holds it open (:meth:`SocketConnection.open` with ``hold=True``),
+closes when the last request that asked for ``auto_disconnect`` ends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+
+from . import protocol
+from .errors import ConnectionFailedError, RequestTimeoutError, error_from_payload
+
+__all__ = ["RequestTicket", "SocketConnection"]
+
+logger = logging.getLogger("dataprovider.client")
+
+_REPLY_EVENTS = (
+    protocol.DATA_RESPONSE,
+    protocol.DATA_ERROR,
+    protocol.DATA_STATUS,
+    protocol.BATCH_RESPONSE,
+    protocol.BATCH_ERROR,
+    protocol.BATCH_PROGRESS,
+)
+_FINAL_REPLIES = (protocol.DATA_RESPONSE, protocol.BATCH_RESPONSE)
+_FINAL_ERRORS = (protocol.DATA_ERROR, protocol.BATCH_ERROR)
+_LOST = "connection lost"
+_ABANDONED = "abandoned"
+
+
+class RequestAbandoned(Exception):
+    """The caller stopped waiting (an awaiting task was cancelled)."""
+
+
+@dataclass
+class RequestTicket:
+    """A handle on one request in flight, so another thread can abandon it.
+
+    ``abandon()`` makes the waiting thread stop at once and the server drop the
+    rest of the request's work.
+    """
+
+    request_id: str | None = None
+    abandoned: bool = False
+    _replies: queue.Queue | None = field(default=None, repr=False)
+
+    def abandon(self) -> None:
+        """Stop waiting for the request (safe from any thread, before or after it starts)."""
+        self.abandoned = True
+        if self._replies is not None:
+            self._replies.put((_ABANDONED, None))
+
+
+class SocketConnection:
+    """The client's Socket.IO connection: open/close, send a request, wait for its reply.
+
+    Parameters
+    ----------
+    url : str
+        The server's base URL.
+    timeout : float
+        Seconds without any message about a request before it times out.
+    """
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.server_info: dict[str, Any] = {}
+        self._pending: dict[str, queue.Queue] = {}
+        self._pending_guard = threading.Lock()
+        self._state_guard = threading.RLock()  # the socket's life, the in-flight count, the hold flag
+        self._emit_guard = threading.Lock()  # python-socketio's emit is not thread-safe
+        self._in_flight = 0
+        self._held = False
+        self._ids = itertools.count(1)
+        self._tag = uuid.uuid4().hex[:8]
+        self._sio = self._new_socket()
+
+    # ------------------------------------------------------------ lifecycle
+    def _new_socket(self) -> socketio.Client:
+        sio = socketio.Client(reconnection=False, handle_sigint=False)
+        for event in _REPLY_EVENTS:
+            sio.on(event, self._enqueue_handler(event))
+        sio.on(protocol.CONNECTION_RESPONSE, self._on_connection_response)
+        sio.on("disconnect", self._on_disconnect)
+        return sio
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up."""
+        return self._sio.connected
+
+    def open(self, *, hold: bool) -> None:
+        """Connect if not connected; ``hold`` keeps it open until :meth:`close`.
+
+        Raises
+        ------
+        ConnectionFailedError
+            If the server cannot be reached.
+        """
+        with self._state_guard:
+            if not self._sio.connected:
+                self._sio = self._new_socket()
+                try:
+                    self._sio.connect(self.url, transports=["websocket"], wait_timeout=self.timeout)
+                except (socketio.exceptions.ConnectionError, OSError, ValueError) as exc:
+                    raise ConnectionFailedError(
+                        f"Failed to connect to WebSocket server at {self.url}: {exc}. "
+                        "Is the server running? Start it with `python -m server` (or `make serve`).",
+                        details={"url": self.url},
+                    ) from exc
+            self._held = self._held or hold
+
+    def close(self) -> None:
+        """Disconnect (no-op if closed); requests still waiting fail with CONNECTION_FAILED."""
+        with self._state_guard:
+            self._held = False
+            if self._sio.connected:
+                self._sio.disconnect()
+
+    # ------------------------------------------------------------- requests
+    def request(
+        self,
+        event: str,
+        payload: dict[str, Any],
+        *,
+        ticker: str | None,
+        auto_disconnect: bool,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        ticket: RequestTicket | None = None,
+    ) -> dict[str, Any]:
+        """Send one request and return its final reply.
+
+        ``on_progress`` receives each ``batch_progress`` payload, on this thread.
+        If waiting ends early (timeout, Ctrl-C, ``ticket.abandon()``), the server
+        is told to drop the request.
+
+        Raises
+        ------
+        DataProviderError
+            The server's error reply, REQUEST_TIMEOUT, or CONNECTION_FAILED.
+        """
+        request_id = f"{self._tag}-{next(self._ids)}"
+        replies: queue.Queue = queue.Queue()
+        if ticket is not None:
+            ticket.request_id, ticket._replies = request_id, replies
+            if ticket.abandoned:  # cancelled before this thread got going
+                raise RequestAbandoned(ticker or "the batch")
+        with self._pending_guard:
+            self._pending[request_id] = replies
+        with self._state_guard:
+            self._in_flight += 1
+        finished = False
+        try:
+            self.open(hold=False)
+            with self._emit_guard:
+                self._sio.emit(event, {**payload, "request_id": request_id})
+            reply = self._wait(replies, ticker, on_progress)
+            finished = True
+            return reply
+        finally:
+            if not finished:
+                self._cancel(request_id)
+            with self._pending_guard:
+                self._pending.pop(request_id, None)
+            with self._state_guard:  # held across the check and the close: no request slips in between
+                self._in_flight -= 1
+                if auto_disconnect and self._in_flight == 0 and not self._held and self._sio.connected:
+                    self._sio.disconnect()
+
+    def _wait(
+        self, replies: queue.Queue, ticker: str | None, on_progress: Callable[[dict[str, Any]], None] | None
+    ) -> dict[str, Any]:
+        """Drain one request's queue until its final reply; every message restarts the timeout."""
+        subject = ticker or "the batch"
+        while True:
+            try:
+                event, reply = replies.get(timeout=self.timeout)
+            except queue.Empty:
+                raise RequestTimeoutError(
+                    f"Request timeout: no reply from {self.url} for {subject} within {self.timeout:g} s",
+                    ticker=ticker,
+                ) from None
+            if event == _LOST:
+                raise ConnectionFailedError(
+                    f"the connection to {self.url} was lost before the reply for {subject} came", ticker=ticker
+                )
+            if event == _ABANDONED:
+                raise RequestAbandoned(subject)
+            if event in _FINAL_REPLIES:
+                return reply
+            if event in _FINAL_ERRORS:
+                error = error_from_payload(reply)
+                error.ticker = error.ticker or ticker
+                raise error
+            if event == protocol.BATCH_PROGRESS and on_progress is not None:
+                on_progress(reply)
+            elif event == protocol.DATA_STATUS:
+                logger.debug("%s: %s", subject, reply.get("status"))
+
+    def _cancel(self, request_id: str) -> None:
+        """Ask the server to drop the rest of a request nobody waits for any more."""
+        try:
+            with self._emit_guard:
+                if self._sio.connected:
+                    self._sio.emit(protocol.CANCEL, {"request_id": request_id})
+        except Exception:  # the connection may be going away; the server cleans up on disconnect
+            logger.debug("could not cancel request %s", request_id, exc_info=True)
+
+    # ------------------------------------------------------------- handlers
+    def _enqueue_handler(self, event: str) -> Callable[[Any], None]:
+        def handler(payload: Any = None) -> None:
+            request_id = payload.get("request_id") if isinstance(payload, dict) else None
+            with self._pending_guard:
+                replies = self._pending.get(request_id)
+            if replies is not None:
+                replies.put((event, payload))
+            else:
+                logger.debug("dropping %s for request %s, which is no longer awaited", event, request_id)
+
+        return handler
+
+    def _on_connection_response(self, payload: dict[str, Any]) -> None:
+        self.server_info = dict(payload or {})
+
+    def _on_disconnect(self, *args: Any) -> None:
+        with self._pending_guard:
+            waiting = list(self._pending.values())
+        for replies in waiting:
+            replies.put((_LOST, None))
