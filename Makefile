@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup serve test clean
+.PHONY: setup serve test lab clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "dataprovider needs Python 3.11 or newer"'
@@ -23,6 +23,10 @@ serve: setup
 ## test: run the whole test suite
 test: setup
 	$(PY) -m pytest $(ARGS)
+
+## lab: JupyterLab on the tutorials (each notebook starts a server with the sample data if none runs)
+lab: setup
+	$(PY) -m jupyterlab --notebook-dir=notebooks $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
