@@ -26,6 +26,9 @@ __all__ = ["ensure_server"]
 
 logger = logging.getLogger(__name__)
 
+#: Servers started here, by URL (stopped when the process exits).
+STARTED: dict[str, subprocess.Popen] = {}
+
 
 def _answers(url: str) -> bool:
     try:
@@ -72,6 +75,7 @@ def ensure_server(
     log = Path(tempfile.gettempdir()) / f"dataprovider-server-{parts.port}.log"
     with open(log, "wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    STARTED[url] = process
     atexit.register(_stop, process)
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
