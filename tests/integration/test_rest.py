@@ -118,21 +118,38 @@ def test_errors_are_json_with_codes(api, method, path, kwargs, status, code):
 
 
 def test_batch_rejects_arrow_and_echoes_request_id(api):
-    response = requests.post(f"{api}/batch", json={"request_id": "b2", "tickers": ["SPY"], "format": "arrow"},
-                             timeout=10)
+    response = requests.post(
+        f"{api}/batch", json={"request_id": "b2", "tickers": ["SPY"], "format": "arrow"}, timeout=10
+    )
     assert response.status_code == 400
     error = response.json()["error"]
     assert (error["code"], error["request_id"], error["details"]["allowed"]) == ("INVALID_FORMAT", "b2", ["json"])
 
 
 def test_same_day_and_mixed_timezone_windows_are_accepted(api):
-    one_day = requests.get(f"{api}/data/BTC-USD", params={"resolution": "1h", "period": "max", "local_only": "true",
-                                                          "start": "2019-10-15T10:00:00", "end": "2019-10-15"},
-                           timeout=10).json()
+    one_day = requests.get(
+        f"{api}/data/BTC-USD",
+        params={
+            "resolution": "1h",
+            "period": "max",
+            "local_only": "true",
+            "start": "2019-10-15T10:00:00",
+            "end": "2019-10-15",
+        },
+        timeout=10,
+    ).json()
     assert one_day["rows"] == 14  # 10:00 .. 23:00 UTC
-    mixed = requests.get(f"{api}/data/^GSPC", params={"resolution": "1m", "period": "max", "local_only": "true",
-                                                      "start": "2019-11-05T10:00:00-05:00",
-                                                      "end": "2019-11-05T12:00:00"}, timeout=10).json()
+    mixed = requests.get(
+        f"{api}/data/^GSPC",
+        params={
+            "resolution": "1m",
+            "period": "max",
+            "local_only": "true",
+            "start": "2019-11-05T10:00:00-05:00",
+            "end": "2019-11-05T12:00:00",
+        },
+        timeout=10,
+    ).json()
     assert mixed["rows"] == 121  # 10:00 .. 12:00 New York
     inverted = requests.get(f"{api}/data/SPY", params={"start": "2015-02-01", "end": "2015-01-31"}, timeout=10)
     assert inverted.json()["error"]["code"] == "INVALID_TIME_RANGE"

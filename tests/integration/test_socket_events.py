@@ -278,8 +278,10 @@ def test_generated_request_id_is_the_same_in_status_and_response(raw):
 
 
 def test_batch_entries_that_are_not_strings_keep_their_own_key(raw):
-    events = raw.ask(protocol.GET_BATCH_DATA, {"request_id": "k", "tickers": ["SPY", 123, "123", None],
-                                               "local_only": True, "limit": 1})
+    events = raw.ask(
+        protocol.GET_BATCH_DATA,
+        {"request_id": "k", "tickers": ["SPY", 123, "123", None], "local_only": True, "limit": 1},
+    )
     progress = [p for name, p in events if name == protocol.BATCH_PROGRESS]
     reply = events[-1][1]
     assert sorted(p["index"] for p in progress) == [1, 2, 3, 4] and reply["total"] == 4
