@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import logging
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -78,13 +79,32 @@ def result_from_reply(reply: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, An
 
 
 def report_error(error: DataProviderError, error_callback: Callback, ticker: str | None = None) -> None:
-    """Hand an error to ``error_callback``, or log it as a warning naming ticker and reason."""
+    """Hand an error to ``error_callback``, or warn about it naming ticker and reason.
+
+    The warning goes to the ``dataprovider.client`` logger; where logging is not
+    configured at all (a fresh notebook), it is written to stderr instead, so a
+    failure never passes silently.
+    """
     ticker = error.ticker or ticker
     info = {**error.to_payload(), "ticker": ticker}
     if error_callback is not None:
         error_callback(info)
-    else:
+    elif _logging_configured(logger):
         logger.warning("%s: %s (%s)", ticker or "request", error.message, error.code)
+    else:
+        print(f"WARNING dataprovider: {ticker or 'request'}: {error.message} ({error.code})", file=sys.stderr)
+
+
+def _logging_configured(log: logging.Logger) -> bool:
+    """Whether a record of ``log`` reaches a real handler (the package's NullHandler does not count)."""
+    current: logging.Logger | None = log
+    while current is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in current.handlers):
+            return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
 
 
 def error_from_reply(reply: dict[str, Any], ticker: str | None = None) -> DataProviderError:

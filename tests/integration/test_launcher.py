@@ -27,4 +27,3 @@ def test_starts_one_when_none_answers(tmp_path):
     finally:
         _stop(STARTED.pop(url))
     assert STARTED.get(url) is None
-

@@ -69,3 +69,15 @@ def test_query_payload_speaks_the_wire_format():
         "local_only": False,
         "format": "arrow",
     }
+
+
+def test_errors_without_callback_reach_stderr_when_logging_is_not_configured():
+    import subprocess
+    import sys
+
+    code = (
+        "from dataprovider.errors import NotCachedError; from dataprovider.replies import report_error;"
+        "report_error(NotCachedError('SPY 1m is not in the cache', ticker='SPY'), None)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stderr.strip() == "WARNING dataprovider: SPY: SPY 1m is not in the cache (NOT_CACHED)"

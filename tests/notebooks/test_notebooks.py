@@ -1,0 +1,113 @@
+"""Every tutorial in notebooks/ runs top to bottom in a real kernel against a real server on the sample data.
+
+The notebooks are executed with nbclient in a kernel of this venv's Python (see
+:mod:`tests.support.jupyter`), which reaches the test server through
+``DATAPROVIDER_URL``. Any cell error fails the test. The final state of every
+batch progress widget is read back from ``nb.metadata['widgets']`` and checked
+against the summary line its cell printed.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.support.jupyter import KERNEL_NAME, jupyter_environment
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+# A batch's summary line (dataprovider.progress.BatchSummary), e.g. "5 tickers, 1 failed (NOPE: not cached), 0.18 s".
+SUMMARY = re.compile(r"^(?P<total>\d+) tickers?(?:, \d+ failed \((?P<failures>.*)\))?, \d+(?:\.\d+)? s$", re.MULTILINE)
+
+# A Python warning as the kernel prints it: "...: DeprecationWarning: ...".
+PYTHON_WARNING = re.compile(r"\b\w+Warning: ")
+
+# The failures each notebook's batches are written to show: (tickers in the batch, what its summary names).
+EXPECTED_FAILURES = {"02_batch_requests": [(5, "NOPE: not cached")]}
+
+
+@pytest.fixture
+def kernel_environment(tmp_path, live_server, monkeypatch) -> Path:
+    """An offline server on the sample data, and the environment a kernel started now inherits; returns its cwd."""
+    server = live_server()
+    for name, value in jupyter_environment(tmp_path / "jupyter", server.url).items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    return workdir
+
+
+def run_notebook(path: Path, workdir: Path) -> nbformat.NotebookNode:
+    """Execute a copy of the notebook at ``path`` in ``workdir``; raise on the first cell error."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=120,
+        kernel_name=KERNEL_NAME,
+        store_widget_state=True,
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    client.execute()
+    return nb
+
+
+def stream_text(cell: nbformat.NotebookNode, name: str) -> str:
+    return "".join(output.text for output in cell.get("outputs", []) if output.get("name") == name)
+
+
+def progress_bars(nb: nbformat.NotebookNode) -> list[tuple[dict, dict, str]]:
+    """``(bar state, status HTML state, the cell's stdout)`` for every batch progress widget the notebook showed."""
+    models = nb.metadata["widgets"][WIDGET_STATE]["state"] if "widgets" in nb.metadata else {}
+    found = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if WIDGET_VIEW not in output.get("data", {}):
+                continue
+            box = models[output.data[WIDGET_VIEW]["model_id"]]
+            children = [models[ref.removeprefix("IPY_MODEL_")] for ref in box["state"]["children"]]
+            bars = [child["state"] for child in children if child["model_name"] == "IntProgressModel"]
+            texts = [child["state"] for child in children if child["model_name"] == "HTMLModel"]
+            assert len(bars) == len(texts) == 1, f"unexpected widget layout: {[c['model_name'] for c in children]}"
+            found.append((bars[0], texts[0], stream_text(cell, "stdout")))
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_notebook_runs_and_every_batch_ends_with_its_summary(path, kernel_environment):
+    nb = run_notebook(path, kernel_environment)
+
+    for cell in nb.cells:
+        stderr = stream_text(cell, "stderr")
+        assert not PYTHON_WARNING.search(stderr) and "Traceback" not in stderr, f"cell {cell.id} stderr:\n{stderr}"
+
+    failures = []
+    for bar, text, stdout in progress_bars(nb):
+        (summary,) = SUMMARY.finditer(stdout)
+        total = int(summary["total"])
+        assert bar["value"] == bar["max"] == total, f"bar ended at {bar['value']}/{bar['max']}: {summary[0]}"
+        assert bar["bar_style"] == ("danger" if summary["failures"] else "success"), summary[0]
+        assert text["value"].startswith(html.escape(summary[0])), text["value"]
+        if summary["failures"]:
+            failures.append((total, summary["failures"]))
+    assert failures == EXPECTED_FAILURES.get(path.stem, [])
+
+
+def test_the_tutorials_are_there():
+    assert [path.name for path in NOTEBOOKS] == [
+        "01_quick_start.ipynb",
+        "02_batch_requests.ipynb",
+        "03_charts.ipynb",
+        "04_persistent_and_async.ipynb",
+    ]
