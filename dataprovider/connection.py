@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import engineio
 import socketio
 
 from . import protocol
@@ -40,6 +41,28 @@ _FINAL_REPLIES = (protocol.DATA_RESPONSE, protocol.BATCH_RESPONSE)
 _FINAL_ERRORS = (protocol.DATA_ERROR, protocol.BATCH_ERROR)
 _LOST = "connection lost"
 _ABANDONED = "abandoned"
+
+
+class _InOrderEngineIOClient(engineio.Client):
+    """Engine.IO client that hands each incoming message to Socket.IO on the read loop, in order.
+
+    The stock sync client starts a thread per message, so the packets of one
+    Socket.IO message with binary attachments (a header, then one packet per
+    attachment) can be assembled in the wrong order, or an attachment can be
+    taken for a header. Our handlers only put replies on a queue, so running
+    them on the read loop costs nothing and keeps every message whole.
+    """
+
+    def _trigger_event(self, event, *args, **kwargs):
+        kwargs.pop("run_async", None)
+        return super()._trigger_event(event, *args, **kwargs)
+
+
+class _InOrderSocketIOClient(socketio.Client):
+    """python-socketio's sync client on :class:`_InOrderEngineIOClient`."""
+
+    def _engineio_client_class(self):
+        return _InOrderEngineIOClient
 
 
 class RequestAbandoned(Exception):
@@ -92,7 +115,7 @@ class SocketConnection:
 
     # ------------------------------------------------------------ lifecycle
     def _new_socket(self) -> socketio.Client:
-        sio = socketio.Client(reconnection=False, handle_sigint=False)
+        sio = _InOrderSocketIOClient(reconnection=False, handle_sigint=False)
         for event in _REPLY_EVENTS:
             sio.on(event, self._enqueue_handler(event))
         sio.on(protocol.CONNECTION_RESPONSE, self._on_connection_response)

@@ -7,9 +7,9 @@ import threading
 
 import pandas as pd
 import pytest
-import socketio
 
 from dataprovider import __version__, protocol
+from dataprovider.connection import _InOrderSocketIOClient as InOrderClient
 from dataprovider.sources.sample import load_sample, sample_entries
 from tests.conftest import Now
 from tests.support.frames import assert_same_frame
@@ -20,11 +20,16 @@ FINAL = {protocol.DATA_RESPONSE, protocol.DATA_ERROR, protocol.BATCH_RESPONSE, p
 
 
 class RawClient:
-    """A python-socketio client that records every event it receives, per request_id."""
+    """A python-socketio client that records every event it receives, per request_id.
+
+    It is python-socketio's sync client with one change, the one our client makes too:
+    messages are handled in order on the read loop. The stock client handles each
+    packet on its own thread and can assemble a message's binary attachments out of order.
+    """
 
     def __init__(self, url: str) -> None:
         self.events: queue.Queue = queue.Queue()
-        self.sio = socketio.Client(reconnection=False)
+        self.sio = InOrderClient(reconnection=False)
         self.sio.on("*", lambda event, *args: self.events.put((event, args[0] if args else None)))
         self.sio.on(protocol.CONNECTION_RESPONSE, lambda p: self.events.put((protocol.CONNECTION_RESPONSE, p)))
         self.sio.connect(url, transports=["websocket"])
@@ -288,3 +293,20 @@ def test_batch_entries_that_are_not_strings_keep_their_own_key(raw):
     assert set(reply["errors"]) == {"tickers[1]", "123", "tickers[3]"}
     assert reply["errors"]["tickers[1]"]["code"] == "INVALID_TICKER"
     assert reply["errors"]["123"]["code"] == "NOT_CACHED"
+
+
+def test_a_batch_of_hundreds_of_binary_frames_arrives_whole(live_server):
+    """Hundreds of attachments in one reply: each frame must land with its own ticker."""
+    from dataprovider.frames import normalize_frame
+    from dataprovider.store import DatasetMeta
+
+    server = live_server(samples=False)
+    index = pd.bdate_range("2024-01-01", periods=10, tz="America/New_York", name="Date")
+    tickers = [f"T{i:03d}" for i in range(300)]
+    for i, ticker in enumerate(tickers):
+        frame = pd.DataFrame({"Open": i, "High": i, "Low": i, "Close": float(i), "Volume": i}, index=index)
+        frame = normalize_frame(frame, protocol.DataResolution.DAY_01, "America/New_York")
+        server.store.write(ticker, protocol.DataResolution.DAY_01, frame, DatasetMeta("America/New_York", "test"))
+    frames = server.client().get_batch_data_socket(tickers, period="max", local_only=True, progress=False)
+    assert list(frames) == tickers
+    assert all(frames[t]["Close"].tolist() == [float(i)] * 10 for i, t in enumerate(tickers))

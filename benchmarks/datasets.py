@@ -1,0 +1,62 @@
+"""Generated bar datasets of the shapes the benchmarks need, written into a cache directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dataprovider.enums import DataResolution
+from dataprovider.frames import normalize_frame
+from dataprovider.store import DatasetMeta, ParquetStore
+
+NEW_YORK = "America/New_York"
+
+
+def _bars(index: pd.DatetimeIndex, seed: int) -> pd.DataFrame:
+    """A random walk of OHLCV bars on ``index``."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.001, len(index))))
+    spread = np.abs(rng.normal(0, 0.0005, len(index))) * close
+    frame = pd.DataFrame(
+        {
+            "Open": close * (1 + rng.normal(0, 0.0003, len(index))),
+            "High": close + spread,
+            "Low": close - spread,
+            "Close": close,
+            "Volume": rng.integers(100, 100_000, len(index)),
+        },
+        index=index,
+    )
+    frame["High"] = frame[["Open", "High", "Close"]].max(axis=1)
+    frame["Low"] = frame[["Open", "Low", "Close"]].min(axis=1)
+    return frame
+
+
+def daily(rows: int, seed: int = 0) -> pd.DataFrame:
+    """``rows`` business days ending 2024-12-31, New York."""
+    index = pd.bdate_range(end="2024-12-31", periods=rows, tz=NEW_YORK)
+    return normalize_frame(_bars(index, seed), DataResolution.DAY_01, NEW_YORK)
+
+
+def minutes_24x7(rows: int, seed: int = 0) -> pd.DataFrame:
+    """``rows`` consecutive one-minute bars ending 2024-12-31, UTC (a crypto pair)."""
+    index = pd.date_range(end="2024-12-31 23:59", periods=rows, freq="min", tz="UTC")
+    return normalize_frame(_bars(index, seed), DataResolution.MINUTE_01, "UTC")
+
+
+def equity_minutes(years: int, seed: int = 0) -> pd.DataFrame:
+    """``years`` of New York session minutes (09:30-15:59 on business days) ending 2024-12-31."""
+    days = pd.bdate_range(end="2024-12-31", periods=252 * years)
+    offsets = pd.timedelta_range("09:30:00", "15:59:00", freq="min")
+    naive = (days.values[:, None] + offsets.values[None, :]).ravel()
+    index = pd.DatetimeIndex(naive).tz_localize(NEW_YORK)
+    return normalize_frame(_bars(index, seed), DataResolution.MINUTE_01, NEW_YORK)
+
+
+def write(root: Path, ticker: str, resolution: DataResolution, frame: pd.DataFrame) -> Path:
+    """Store ``frame`` as a cache dataset and return its file."""
+    store = ParquetStore(root)
+    meta = DatasetMeta(timezone=str(frame.index.tz), source="benchmark", history_complete=True)
+    return store.write(ticker, resolution, frame, meta).path

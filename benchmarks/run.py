@@ -1,0 +1,455 @@
+"""dataprovider's benchmark suite: the project measured side by side with its baselines, in one run.
+
+    python benchmarks/run.py [--quick] [--json results.json] [--arcticdb-python PATH]
+
+Starts the dataprovider server (``python -m server``, its own process, as users
+run it) and a bare Flask-SocketIO echo server on free loopback ports, over a
+temporary cache of generated data, then measures each goal of the performance
+work and prints a table of medians and ratios (and writes them as JSON):
+
+1. small request: 252 daily rows on a persistent connection, p50/p99, against the
+   bare Socket.IO round trip (echo), REST and ``pd.read_parquet`` of the file;
+2. one-shot call: connect + request + disconnect (``get_data_socket``'s default);
+3. large frame: 525,600 one-minute rows against ``pd.read_parquet`` of the same
+   cache file in this process (the frames must be equal);
+4. batch: 500 tickers x 252 daily rows with progress reporting, against ArcticDB
+   ``read_batch`` of the same data (when an ArcticDB interpreter is given: it
+   needs pandas < 3, so it runs in its own environment), 500 ``pd.read_parquet``
+   calls, and REST;
+5. slicing: one month out of ten years of minute bars, against a file of that
+   month alone;
+6. memory: the client's peak memory while decoding the large frame (in a fresh
+   process), and the server's memory while 50 clients make requests at once.
+
+``--quick`` runs every measurement on small data with few repetitions, only to
+check that the suite works (CI does this); its figures mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import requests
+import socketio
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import datasets  # noqa: E402
+from dataprovider import DataProviderLocal  # noqa: E402
+from dataprovider.enums import DataResolution  # noqa: E402
+
+
+@dataclass
+class Row:
+    """One line of the results table (times in milliseconds, sizes in MB)."""
+
+    goal: str
+    measure: str
+    value: float
+    unit: str
+    baseline: str = ""
+    baseline_value: float | None = None
+    target: str = ""
+    ok: bool | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        return None if not self.baseline_value else self.value / self.baseline_value
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Data shapes and repetitions (full, or --quick)."""
+
+    small_rows: int = 252
+    small_repeats: int = 1000
+    one_shot_repeats: int = 50
+    large_rows: int = 525_600
+    large_repeats: int = 9
+    batch_tickers: int = 500
+    batch_repeats: int = 7
+    slice_years: int = 10
+    slice_repeats: int = 9
+    load_clients: int = 50
+    load_requests: int = 20
+
+
+QUICK = Sizes(
+    small_repeats=30,
+    one_shot_repeats=5,
+    large_rows=20_000,
+    large_repeats=3,
+    batch_tickers=20,
+    batch_repeats=3,
+    slice_years=1,
+    slice_repeats=3,
+    load_clients=5,
+    load_requests=3,
+)
+
+
+# ----------------------------------------------------------------- helpers
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start(command: list[str], health_url: str, log: Path) -> subprocess.Popen:
+    """Start a server process and wait until ``health_url`` answers (any status)."""
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            requests.get(health_url, timeout=1)
+            return process
+        except requests.ConnectionError:
+            if process.poll() is not None:
+                raise RuntimeError(log.read_text()) from None
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{command} did not start")
+
+
+def samples(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
+    """Wall-clock seconds of ``repeats`` calls, after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def ms(times: list[float], q: float = 50) -> float:
+    return float(np.percentile(times, q)) * 1e3
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory (or its peak, ``VmHWM``) in MB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# ------------------------------------------------------------ measurements
+def small_requests(url: str, echo_url: str, data_dir: Path, sizes: Sizes) -> list[Row]:
+    provider = DataProviderLocal(url)
+    provider.connect()
+    ask = lambda: provider.get_data_socket("SMALL", "1d", "max", local_only=True, auto_disconnect=False)  # noqa: E731
+    ours = samples(ask, sizes.small_repeats, warmup=20)
+    provider.disconnect()
+    echo = socketio.Client()
+    echo.connect(echo_url, transports=["websocket"])
+    payload = {"request_id": "x", "ticker": "SMALL", "resolution": "1d"}
+    floor = samples(lambda: echo.call("echo", payload), sizes.small_repeats, warmup=20)
+    echo.disconnect()
+    rest = samples(lambda: DataProviderLocal(url).get_data("SMALL", "1d", "max", local_only=True), 100, warmup=5)
+    path = data_dir / "1d" / "SMALL.parquet"
+    parquet = samples(lambda: pd.read_parquet(path), 100, warmup=5)
+    p50, p99 = ms(ours), ms(ours, 99)
+    return [
+        Row(
+            "1 small request",
+            "p50, persistent",
+            p50,
+            "ms",
+            "echo p50",
+            ms(floor),
+            "<= 2 ms and <= 2x echo",
+            p50 <= 2 and p50 <= 2 * ms(floor),
+        ),
+        Row("1 small request", "p99, persistent", p99, "ms", "echo p99", ms(floor, 99), "<= 5 ms", p99 <= 5),
+        Row("1 small request", "p50, persistent", p50, "ms", "REST p50", ms(rest)),
+        Row("1 small request", "p50, persistent", p50, "ms", "read_parquet p50", ms(parquet)),
+    ]
+
+
+def one_shot(url: str, sizes: Sizes) -> list[Row]:
+    ask = lambda: DataProviderLocal(url).get_data_socket("SMALL", "1d", "max", local_only=True)  # noqa: E731
+    times = samples(ask, sizes.one_shot_repeats, warmup=2)
+    return [
+        Row("2 one-shot call", "connect+request+disconnect p50", ms(times), "ms", target="<= 20 ms", ok=ms(times) <= 20)
+    ]
+
+
+def large_frame(url: str, data_dir: Path, sizes: Sizes) -> list[Row]:
+    provider = DataProviderLocal(url, timeout=120)
+    provider.connect()
+    path = data_dir / "1m" / "LARGE.parquet"
+    ours, theirs = [], []
+    for _ in range(sizes.large_repeats):  # interleaved, so both see the same machine state
+        started = time.perf_counter()
+        frame = provider.get_data_socket("LARGE", "1m", "max", local_only=True, auto_disconnect=False)
+        ours.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        direct = pd.read_parquet(path)
+        theirs.append(time.perf_counter() - started)
+    provider.disconnect()
+    equal = frame.equals(direct) and frame.index.name == direct.index.name and len(frame) == sizes.large_rows
+    return [
+        Row(
+            "3 large frame",
+            f"{sizes.large_rows:,} rows p50",
+            ms(ours),
+            "ms",
+            "read_parquet p50",
+            ms(theirs),
+            "ratio <= 1.0, equal frame",
+            equal and ms(ours) <= ms(theirs),
+        )
+    ]
+
+
+def batch(url: str, data_dir: Path, sizes: Sizes, arcticdb_python: str | None) -> list[Row]:
+    tickers = [f"T{i:04d}" for i in range(sizes.batch_tickers)]
+    provider = DataProviderLocal(url, timeout=120)
+    provider.connect()
+    seen = []
+
+    def ask():
+        with contextlib.redirect_stderr(io.StringIO()):  # the text progress bar
+            frames = provider.get_batch_data_socket(
+                tickers,
+                "1d",
+                "max",
+                local_only=True,
+                auto_disconnect=False,
+                progress="text",
+                progress_callback=seen.append,
+            )
+        assert len(frames) == len(tickers)
+
+    ours = samples(ask, sizes.batch_repeats)
+    provider.disconnect()
+    assert len(seen) == len(tickers) * (sizes.batch_repeats + 1)
+    files = [data_dir / "1d" / f"{t}.parquet" for t in tickers]
+    parquet = samples(lambda: [pd.read_parquet(f) for f in files], sizes.batch_repeats)
+    rest_client = DataProviderLocal(url)
+    rest = samples(lambda: [rest_client.get_data(t, "1d", "max", local_only=True) for t in tickers], 1, warmup=0)
+    rows = [
+        Row("4 batch", f"{len(tickers)} x 252 rows p50", ms(ours), "ms", target="<= 250 ms", ok=ms(ours) <= 250),
+        Row("4 batch", f"{len(tickers)} x 252 rows p50", ms(ours), "ms", f"{len(tickers)} read_parquet", ms(parquet)),
+        Row("4 batch", f"{len(tickers)} x 252 rows p50", ms(ours), "ms", f"{len(tickers)} REST GETs", ms(rest)),
+    ]
+    if arcticdb_python:
+        with tempfile.TemporaryDirectory() as lmdb:
+            probe = subprocess.run(
+                [
+                    arcticdb_python,
+                    str(ROOT / "benchmarks" / "arcticdb_probe.py"),
+                    str(data_dir),
+                    lmdb,
+                    str(sizes.batch_repeats),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        arctic = json.loads(probe.stdout.strip().splitlines()[-1])["read_batch"]
+        rows.append(
+            Row(
+                "4 batch",
+                f"{len(tickers)} x 252 rows p50",
+                ms(ours),
+                "ms",
+                "ArcticDB read_batch",
+                ms(arctic),
+                "faster than ArcticDB",
+                ms(ours) < ms(arctic),
+            )
+        )
+    return rows
+
+
+def slicing(url: str, sizes: Sizes) -> list[Row]:
+    provider = DataProviderLocal(url, timeout=120)
+    provider.connect()
+    month = dict(time_start="2024-06-01", time_end="2024-06-30", local_only=True, auto_disconnect=False)
+    ours = samples(lambda: provider.get_data_socket("DECADE", "1m", "max", **month), sizes.slice_repeats)
+    alone = samples(lambda: provider.get_data_socket("MONTH", "1m", "max", **month), sizes.slice_repeats)
+    provider.disconnect()
+    return [
+        Row(
+            "5 slicing",
+            f"1 month of {sizes.slice_years}y of minutes p50",
+            ms(ours),
+            "ms",
+            "1-month file p50",
+            ms(alone),
+            "ratio about 1",
+            ms(ours) <= 2 * ms(alone),
+        )
+    ]
+
+
+def memory(url: str, server_pid: int, sizes: Sizes) -> list[Row]:
+    probe = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "memory_probe.py"), url, "LARGE"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    client = json.loads(probe.stdout)
+    before = rss_mb(server_pid)
+    errors: list[BaseException] = []
+
+    def user(n: int) -> None:
+        try:
+            with DataProviderLocal(url, timeout=120) as provider:
+                for i in range(sizes.load_requests):
+                    if i % 2:
+                        provider.get_batch_data_socket(
+                            [f"T{j:04d}" for j in range(10)], local_only=True, progress=False
+                        )
+                    else:
+                        provider.get_data_socket("SMALL", local_only=True)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=user, args=(n,)) for n in range(sizes.load_clients)]
+    peak = [before]
+
+    def sample() -> None:
+        while any(t.is_alive() for t in threads):
+            peak.append(rss_mb(server_pid))
+            time.sleep(0.01)
+
+    for t in threads:
+        t.start()
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    for t in threads:
+        t.join()
+    sampler.join()
+    if errors:
+        raise errors[0]
+    ratio = client["peak_mb"] / client["frame_mb"]
+    return [
+        Row("6 memory", "client peak while decoding / frame size", ratio, "x", target="<= 2x", ok=ratio <= 2),
+        Row(
+            "6 memory",
+            f"server RSS, {sizes.load_clients} clients at once",
+            max(peak),
+            "MB",
+            "server RSS before",
+            before,
+        ),
+    ]
+
+
+# ------------------------------------------------------------------ report
+def build_data(root: Path, sizes: Sizes) -> None:
+    d1, m1 = DataResolution.DAY_01, DataResolution.MINUTE_01
+    datasets.write(root, "SMALL", d1, datasets.daily(sizes.small_rows))
+    for i in range(sizes.batch_tickers):
+        datasets.write(root, f"T{i:04d}", d1, datasets.daily(252, seed=i))
+    datasets.write(root, "LARGE", m1, datasets.minutes_24x7(sizes.large_rows))
+    decade = datasets.equity_minutes(sizes.slice_years)
+    datasets.write(root, "DECADE", m1, decade)
+    datasets.write(root, "MONTH", m1, decade.loc["2024-06-01":"2024-06-30"])
+
+
+def print_table(rows: list[Row]) -> None:
+    header = f"{'goal':<16} {'measure':<42} {'value':>10}  {'baseline':<22} {'baseline':>10} {'ratio':>7}  target"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        base = "" if r.baseline_value is None else f"{r.baseline_value:10.2f}"
+        ratio = "" if r.ratio is None else f"{r.ratio:7.2f}"
+        verdict = {True: "ok", False: "MISSED", None: ""}[r.ok]
+        print(
+            f"{r.goal:<16} {r.measure:<42} {r.value:8.2f}{r.unit:>2}  {r.baseline:<22} {base:>10} {ratio:>7}  "
+            f"{r.target} {verdict}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small data, few repetitions: only checks it runs")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--arcticdb-python",
+        default=os.environ.get("ARCTICDB_PYTHON"),
+        help="a Python with arcticdb installed, for the ArcticDB baseline",
+    )
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else Sizes()
+    work = Path(tempfile.mkdtemp(prefix="dataprovider-bench-"))
+    processes = []
+    try:
+        data_dir = work / "data"
+        build_data(data_dir, sizes)
+        port, echo_port = free_port(), free_port()
+        url, echo_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{echo_port}"
+        server = start(
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                "--offline",
+                "--no-samples",
+                "--log-file",
+                "",
+                "--log-level",
+                "WARNING",
+            ],
+            url + "/api/health",
+            work / "server.log",
+        )
+        processes.append(server)
+        processes.append(
+            start(
+                [sys.executable, str(ROOT / "benchmarks" / "echo_server.py"), str(echo_port)],
+                echo_url + "/socket.io/?EIO=4&transport=polling",
+                work / "echo.log",
+            )
+        )
+        rows = [
+            *small_requests(url, echo_url, data_dir, sizes),
+            *one_shot(url, sizes),
+            *large_frame(url, data_dir, sizes),
+            *batch(url, data_dir, sizes, args.arcticdb_python),
+            *slicing(url, sizes),
+            *memory(url, server.pid, sizes),
+        ]
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+    print_table(rows)
+    if args.json:
+        report = {"quick": args.quick, "sizes": asdict(sizes), "rows": [{**asdict(r), "ratio": r.ratio} for r in rows]}
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
