@@ -21,6 +21,8 @@ from typing import Any
 
 import engineio
 import socketio
+import websocket
+from websocket._abnf import frame_buffer
 
 from . import protocol
 from .errors import ConnectionFailedError, RequestTimeoutError, error_from_payload
@@ -41,6 +43,38 @@ _FINAL_REPLIES = (protocol.DATA_RESPONSE, protocol.BATCH_RESPONSE)
 _FINAL_ERRORS = (protocol.DATA_ERROR, protocol.BATCH_ERROR)
 _LOST = "connection lost"
 _ABANDONED = "abandoned"
+
+
+class _LargeReadFrameBuffer(frame_buffer):
+    """websocket-client's frame reader, reading up to 1 MB per ``recv`` call instead of 16 KB.
+
+    A large frame arrives in messages of nearly 1 MB; at 16 KB per call, the
+    Python-level loop around ``recv`` costs more than moving the bytes.
+    """
+
+    _READ_BYTES = 1 << 20
+
+    def recv_strict(self, bufsize: int) -> bytes:
+        """Exactly ``bufsize`` bytes (the upstream method, with larger reads and no join of one part)."""
+        shortage = bufsize - sum(len(part) for part in self.recv_buffer)
+        while shortage > 0:
+            part = self.recv(min(self._READ_BYTES, shortage))  # raises when the peer closes
+            self.recv_buffer.append(part)
+            shortage -= len(part)
+        unified = self.recv_buffer[0] if len(self.recv_buffer) == 1 else b"".join(self.recv_buffer)
+        if shortage == 0:
+            self.recv_buffer = []
+            return unified
+        self.recv_buffer = [unified[bufsize:]]
+        return unified[:bufsize]
+
+
+class _LargeReadWebSocket(websocket.WebSocket):
+    """websocket-client's WebSocket with :class:`_LargeReadFrameBuffer`."""
+
+    def __init__(self, *args, skip_utf8_validation: bool = False, **kwargs) -> None:
+        super().__init__(*args, skip_utf8_validation=skip_utf8_validation, **kwargs)
+        self.frame_buffer = _LargeReadFrameBuffer(self._recv, skip_utf8_validation)
 
 
 class _InOrderEngineIOClient(engineio.Client):
@@ -115,7 +149,10 @@ class SocketConnection:
 
     # ------------------------------------------------------------ lifecycle
     def _new_socket(self) -> socketio.Client:
-        sio = _InOrderSocketIOClient(reconnection=False, handle_sigint=False)
+        # Text frames are JSON we decode anyway: websocket-client's pure-Python UTF-8
+        # check of every frame only costs time.
+        options = {"skip_utf8_validation": True, "class_": _LargeReadWebSocket}
+        sio = _InOrderSocketIOClient(reconnection=False, handle_sigint=False, websocket_extra_options=options)
         for event in _REPLY_EVENTS:
             sio.on(event, self._enqueue_handler(event))
         sio.on(protocol.CONNECTION_RESPONSE, self._on_connection_response)

@@ -16,7 +16,6 @@ Nothing is ever pickled in either direction.
 
 from __future__ import annotations
 
-import io
 import math
 import uuid
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from .bars import Bars, frame_from_table
 from .enums import DataPeriod, DataResolution
 from .errors import DataProviderError, InvalidRequestError
 from .frames import OHLCV_COLUMNS
@@ -49,7 +49,7 @@ __all__ = [
     "BatchRequest",
     "DataRequest",
     "decode_frame",
-    "encode_frame",
+    "encode_bars",
     "parse_batch_request",
     "parse_data_request",
 ]
@@ -69,8 +69,10 @@ BATCH_RESPONSE = "batch_response"
 BATCH_ERROR = "batch_error"
 BATCH_PROGRESS = "batch_progress"
 
-#: Largest binary attachment sent, below python-socketio's default 1 MB message limit.
-CHUNK_BYTES = 512 * 1024
+#: Largest binary attachment sent (about), below python-socketio's default 1 MB message limit.
+CHUNK_BYTES = 900_000
+# Room left in each message for its header, and for padding of its buffers to 8 bytes.
+_MESSAGE_OVERHEAD = 4096
 #: Most tickers one batch may ask for.
 MAX_BATCH_TICKERS = 1000
 #: Largest ``limit`` accepted.
@@ -329,24 +331,22 @@ def _format(body: dict[str, Any], formats: tuple[str, ...]) -> str:
 
 
 # ------------------------------------------------------------------ frames
-def encode_frame(frame: pd.DataFrame, fmt: str) -> dict[str, Any]:
-    """A frame as a payload part in format ``fmt`` ('arrow' or 'json').
+def encode_bars(bars: Bars, fmt: str) -> dict[str, Any]:
+    """Bars as a payload part in format ``fmt`` ('arrow' or 'json').
 
     Examples
     --------
-    >>> part = encode_frame(frame, "arrow")                              # doctest: +SKIP
+    >>> part = encode_bars(Bars.from_frame(frame), "arrow")              # doctest: +SKIP
     >>> decode_frame(part).equals(frame)
     True
     """
     if fmt == "arrow":
-        data = arrow_bytes(frame)
-        chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
-        return {"format": "arrow", "chunks": chunks}
-    return {"format": "json", **frame_to_json(frame)}
+        return {"format": "arrow", "chunks": arrow_messages(bars.wire_table())}
+    return {"format": "json", **frame_to_json(bars.to_frame())}
 
 
 def decode_frame(part: dict[str, Any]) -> pd.DataFrame:
-    """The frame of a payload part made by :func:`encode_frame` (or a JSON server reply).
+    """The frame of a payload part made by :func:`encode_bars` (or a JSON server reply).
 
     Raises
     ------
@@ -355,25 +355,60 @@ def decode_frame(part: dict[str, Any]) -> pd.DataFrame:
     """
     fmt = part.get("format")
     if fmt == "arrow":
-        return frame_from_arrow(b"".join(part["chunks"]))
+        return frame_from_table(table_from_messages(part["chunks"]))
     if fmt == "json":
         return frame_from_json(part)
     raise ValueError(f"unknown frame format {fmt!r}")
 
 
-def arrow_bytes(frame: pd.DataFrame) -> bytes:
-    """Arrow IPC stream bytes of a frame (index included)."""
-    table = pa.Table.from_pandas(frame, preserve_index=True)
-    sink = io.BytesIO()
+def arrow_messages(table: pa.Table) -> list[bytes]:
+    """A table as chunks of whole Arrow IPC messages, each chunk at most about :data:`CHUNK_BYTES`.
+
+    Joined, the chunks (plus the end-of-stream marker) are an Arrow IPC stream:
+    the schema message, then record batches sized to fit a chunk. Each chunk
+    travels as one binary attachment; a small table is a single chunk. The
+    client reads each chunk in place, without joining them first, so it never
+    holds the bytes twice.
+    """
+    room = CHUNK_BYTES - _MESSAGE_OVERHEAD
+    rows_per_batch = max(1, room * table.num_rows // max(table.nbytes, 1))
+    messages = [table.schema.serialize()]
+    messages += [batch.serialize() for batch in table.to_batches(max_chunksize=rows_per_batch)]
+    chunks: list[list[pa.Buffer]] = [[]]
+    size = 0
+    for message in messages:
+        if chunks[-1] and size + message.size > CHUNK_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(message)
+        size += message.size
+    return [b"".join(chunk) for chunk in chunks]
+
+
+def table_from_messages(chunks: list[bytes]) -> pa.Table:
+    """The table of :func:`arrow_messages`' output (record batches read in place, not copied)."""
+    schema, batches = None, []
+    for chunk in chunks:
+        for message in pa.ipc.MessageReader.open_stream(pa.py_buffer(chunk)):
+            if schema is None:
+                schema = pa.ipc.read_schema(message)
+            else:
+                batches.append(pa.ipc.read_record_batch(message, schema))
+    return pa.Table.from_batches(batches, schema)
+
+
+def arrow_stream(table: pa.Table) -> bytes:
+    """A table as Arrow IPC stream bytes (the REST API's ``format=arrow``)."""
+    sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue()
+    return sink.getvalue().to_pybytes()
 
 
 def frame_from_arrow(data: bytes) -> pd.DataFrame:
     """The frame in Arrow IPC stream bytes."""
     with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
-        return reader.read_all().to_pandas()
+        return frame_from_table(reader.read_all())
 
 
 def frame_to_json(frame: pd.DataFrame) -> dict[str, Any]:
@@ -416,9 +451,9 @@ def error_reply(request_id: str | None, error: DataProviderError) -> dict[str, A
     return {"request_id": request_id, **error.to_payload()}
 
 
-def data_reply(request_id: str, summary: dict[str, Any], frame: pd.DataFrame, fmt: str) -> dict[str, Any]:
-    """The payload of a ``data_response``: the result's summary plus the encoded frame."""
-    return {"request_id": request_id, **summary, "data": encode_frame(frame, fmt)}
+def data_reply(request_id: str, summary: dict[str, Any], bars: Bars, fmt: str) -> dict[str, Any]:
+    """The payload of a ``data_response``: the result's summary plus the encoded bars."""
+    return {"request_id": request_id, **summary, "data": encode_bars(bars, fmt)}
 
 
 def progress_reply(

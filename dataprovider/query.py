@@ -23,8 +23,10 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from .bars import Bars
 from .enums import DataPeriod, DataResolution
 
 __all__ = ["BarsQuery", "TimeBound", "Window", "select_window"]
@@ -145,10 +147,8 @@ def lookback_start(query: BarsQuery, anchor: pd.Timestamp) -> pd.Timestamp | Non
 
 
 def select_window(
-    read: Callable[[pd.Timestamp | None, pd.Timestamp | None], pd.DataFrame],
-    newest: pd.Timestamp,
-    query: BarsQuery,
-) -> pd.DataFrame:
+    read: Callable[[pd.Timestamp | None, pd.Timestamp | None], Bars], newest: pd.Timestamp, query: BarsQuery
+) -> Bars:
     """Apply the module's rules to a dataset whose newest bar is ``newest``.
 
     Parameters
@@ -163,8 +163,8 @@ def select_window(
 
     Returns
     -------
-    pandas.DataFrame
-        The rows of the window, after ``limit``.
+    Bars
+        The bars of the window, after ``limit``.
     """
     tz = str(newest.tz)
     end = query.time_end.end_instant(tz) if query.time_end is not None else None
@@ -172,25 +172,24 @@ def select_window(
         anchor = newest
     else:
         recent = read(end - _END_SLACK, end)
-        if recent.empty:
+        if not len(recent):
             recent = read(None, end)
-        if recent.empty:
+        if not len(recent):
             return recent
-        anchor = recent.index[-1]
-    start = lookback_start(query, anchor)
-    frame = read(start, end)
-    if query.time_start is None and not frame.empty:
-        frame = _trim_to_period(frame, query.period, anchor)
+        anchor = recent.last
+    bars = read(lookback_start(query, anchor), end)
+    if query.time_start is None and len(bars):
+        bars = _trim_to_period(bars, query.period, anchor)
     if query.limit is not None:
-        frame = frame.iloc[-query.limit :] if query.limit > 0 else frame.iloc[:0]
-    return frame
+        bars = bars.tail(query.limit)
+    return bars
 
 
-def _trim_to_period(frame: pd.DataFrame, period: DataPeriod, anchor: pd.Timestamp) -> pd.DataFrame:
+def _trim_to_period(bars: Bars, period: DataPeriod, anchor: pd.Timestamp) -> Bars:
     if period.trading_days is not None:
-        dates = frame.index.normalize()
-        keep = dates.unique()[-period.trading_days :]
-        return frame[dates.isin(keep)]
+        dates = bars.local_dates()
+        first_kept = np.unique(dates)[-period.trading_days :][0]
+        return bars.tail(len(dates) - int(np.searchsorted(dates, first_kept)))
     if period.offset is not None:
-        return frame[frame.index > anchor - period.offset]
-    return frame
+        return bars.between(anchor - period.offset + pd.Timedelta(1, "ns"), None)
+    return bars

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import resample
+from .bars import Bars
 from .enums import DataResolution
 from .errors import (
     CacheCorruptError,
@@ -65,26 +66,31 @@ _INITIAL_SLACK = pd.Timedelta(days=7)
 
 @dataclass
 class BarsResult:
-    """The answer to one query: the bars and where they came from."""
+    """The answer to one query: the bars (as Arrow, see :class:`~dataprovider.bars.Bars`) and where they came from."""
 
     ticker: str
     resolution: DataResolution
-    frame: pd.DataFrame
+    bars: Bars
     timezone: str
     source: str
     stale: bool = False
     warnings: list[str] = field(default_factory=list)
     last_fetched: pd.Timestamp | None = None
 
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The bars as a canonical DataFrame (made on each access)."""
+        return self.bars.to_frame()
+
     def summary(self) -> dict[str, Any]:
         """JSON-safe facts about the result (no rows): what callbacks and replies carry."""
-        index = self.frame.index
+        first, last = self.bars.first, self.bars.last
         return {
             "ticker": self.ticker,
             "resolution": self.resolution.value,
-            "rows": len(self.frame),
-            "start_date": index[0].isoformat() if len(index) else None,
-            "end_date": index[-1].isoformat() if len(index) else None,
+            "rows": len(self.bars),
+            "start_date": None if first is None else first.isoformat(),
+            "end_date": None if last is None else last.isoformat(),
             "timezone": self.timezone,
             "source": self.source,
             "stale": self.stale,
@@ -172,10 +178,10 @@ class DataService:
         status = on_status or (lambda _status, _detail: None)
         warnings: list[str] = []
         stale = False
-        downloaded = False
+        checked_fresh = False
         if not query.local_only and self.source is not None:
             try:
-                downloaded = self._refresh(query, status)
+                checked_fresh = not self._refresh(query, status)
             except (UpstreamError, SymbolNotFoundError, RangeNotAvailableError) as exc:
                 if not self._has_data(query):
                     raise
@@ -185,13 +191,13 @@ class DataService:
         info = self._info(query.ticker, query.resolution, local_only=query.local_only)
         if info is None or info.rows == 0:
             return self._derived(query, status, warnings, stale)
-        frame = select_window(lambda s, e: self._read(info, s, e), info.last, query)
-        if not downloaded:
-            status("cached", {"rows": len(frame)})
+        bars = select_window(lambda s, e: self._bars(info, s, e), info.last, query)
+        if checked_fresh:  # the source was consulted and nothing needed downloading
+            status("cached", {"rows": len(bars)})
         return BarsResult(
             ticker=info.ticker,
             resolution=info.resolution,
-            frame=frame,
+            bars=bars,
             timezone=info.meta.timezone,
             source=info.meta.source,
             stale=stale,
@@ -273,11 +279,14 @@ class DataService:
                 raise
             return None
 
-    def _read(self, info: DatasetInfo, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
-        frame = self.store.read(info.ticker, info.resolution, start, end)
-        if frame is None:  # removed between info and read
+    def _bars(self, info: DatasetInfo, start: pd.Timestamp | None, end: pd.Timestamp | None) -> Bars:
+        bars = self.store.bars(info.ticker, info.resolution, start, end)
+        if bars is None:  # removed between info and read
             raise CacheCorruptError(f"{info.ticker} {info.resolution.value} vanished while being read; ask again")
-        return frame
+        return bars
+
+    def _read(self, info: DatasetInfo, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
+        return self._bars(info, start, end).to_frame()
 
     def _has_data(self, query: BarsQuery) -> bool:
         info = self._info(query.ticker, query.resolution, local_only=False)
@@ -319,11 +328,12 @@ class DataService:
         derived = resample.resample_bars(source_frame, info.resolution, query.resolution, coverage_start=coverage)
         if derived.empty:
             raise NoDataError(f"no {query.resolution.value} bars for {query.ticker} in the cache", ticker=query.ticker)
-        frame = select_window(lambda s, e: _slice(derived, s, e), derived.index[-1], query)
+        derived_bars = Bars.from_frame(derived)
+        bars = select_window(derived_bars.between, derived_bars.last, query)
         return BarsResult(
             ticker=info.ticker,
             resolution=query.resolution,
-            frame=frame,
+            bars=bars,
             timezone=info.meta.timezone,
             source=f"resampled from {info.resolution.value} ({info.meta.source})",
             stale=stale,
@@ -484,15 +494,6 @@ class DataService:
 def _first_day_start(frame: pd.DataFrame) -> pd.Timestamp:
     """Local midnight of the first bar's day (UTC): a file is taken to hold its first day whole."""
     return frame.index[0].normalize().tz_convert("UTC")
-
-
-def _slice(frame: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
-    mask = np.ones(len(frame), dtype=bool)
-    if start is not None:
-        mask &= frame.index >= start
-    if end is not None:
-        mask &= frame.index < end
-    return frame[mask]
 
 
 def _merge(old: pd.DataFrame, new: pd.DataFrame, replace_from: pd.Timestamp) -> pd.DataFrame:

@@ -12,6 +12,11 @@ to a temporary file in the same directory, are fsynced and then renamed over the
 old file, so readers see either the old or the new dataset, never a torn one.
 Writers of one dataset are serialised by an in-process lock plus a file lock that
 also holds across processes sharing the data directory. Readers take no lock.
+
+Recently read datasets stay in memory as Arrow tables (:mod:`dataprovider.hotcache`,
+bounded, least recently used evicted first), checked against the file on every
+use; a dataset too large for the budget is read window by window, with the time
+filter pushed into the Parquet read.
 """
 
 from __future__ import annotations
@@ -28,13 +33,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import filelock
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .bars import Bars
 from .enums import DataResolution
 from .errors import CacheCorruptError, ServerBusyError, StorageFullError
 from .frames import OHLCV_COLUMNS
+from .hotcache import FileSignature, HotCache
 from .instruments import validate_ticker
 
 __all__ = ["DatasetInfo", "DatasetMeta", "ParquetStore"]
@@ -47,6 +55,8 @@ _TEMP_SUFFIX = ".tmp"
 #: Rows per Parquet row group: small enough that a time filter skips most of a
 #: large file, large enough that whole-file reads stay fast.
 ROW_GROUP_SIZE = 64_000
+#: Default memory budget of the in-memory cache of datasets.
+DEFAULT_MEMORY_CACHE_BYTES = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -155,6 +165,8 @@ class ParquetStore:
     lock_timeout : float
         Seconds to wait for another writer of the same dataset before giving up
         with ``ServerBusyError``.
+    memory_cache_bytes : int
+        Memory budget for datasets kept in memory (0: read every time).
 
     Examples
     --------
@@ -163,10 +175,17 @@ class ParquetStore:
     >>> store.read("SPY", DataResolution.DAY_01, start=pd.Timestamp("2015-01-01", tz="UTC"))
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        lock_timeout: float = 60.0,
+        memory_cache_bytes: int = DEFAULT_MEMORY_CACHE_BYTES,
+    ) -> None:
         self.root = Path(root).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.lock_timeout = lock_timeout
+        self.hot = HotCache(memory_cache_bytes)
         self._locks: dict[tuple[str, DataResolution], _KeyLock] = {}
         self._locks_guard = threading.Lock()
 
@@ -175,11 +194,10 @@ class ParquetStore:
         """The file of one dataset; the ticker is validated so it cannot leave the data directory."""
         ticker = validate_ticker(ticker)
         resolution = DataResolution.parse(resolution)
-        folder = self.root / resolution.value
-        path = folder / f"{ticker}.parquet"
-        if path.resolve().parent != folder.resolve():  # defence in depth: the allowlist already forbids it
-            raise CacheCorruptError(f"refusing a path outside the data directory: {path}")
-        return path
+        name = f"{ticker}.parquet"
+        if os.sep in name or (os.altsep and os.altsep in name):  # defence in depth: the allowlist forbids it
+            raise CacheCorruptError(f"refusing a path outside the data directory: {name}")
+        return self.root / resolution.value / name
 
     def _key_lock(self, ticker: str, resolution: DataResolution) -> _KeyLock:
         key = (ticker, resolution)
@@ -219,8 +237,14 @@ class ParquetStore:
             If the file is unreadable; it is moved to the quarantine first.
         """
         path = self.path_for(ticker, resolution)
+        key = (path.stem, path.parent.name)
         try:
-            parquet_meta = pq.read_metadata(path)
+            with open(path, "rb") as handle:
+                signature = FileSignature.of(os.fstat(handle.fileno()))
+                cached = self.hot.info(key, signature)
+                if cached is not None:
+                    return cached
+                parquet_meta = pq.read_metadata(handle)
             doc = json.loads(parquet_meta.metadata[_META_KEY])
         except FileNotFoundError:
             return None
@@ -236,7 +260,7 @@ class ParquetStore:
         )
         tz = meta.timezone
         first, last = _ts(doc["first"]), _ts(doc["last"])
-        return DatasetInfo(
+        info = DatasetInfo(
             ticker=validate_ticker(ticker),
             resolution=DataResolution.parse(resolution),
             path=path,
@@ -245,18 +269,22 @@ class ParquetStore:
             last=None if last is None else last.tz_convert(tz),
             meta=meta,
         )
+        self.hot.keep_info(key, signature, info)
+        return info
 
-    def read(
+    def bars(
         self,
         ticker: str,
         resolution: DataResolution,
         start: pd.Timestamp | None = None,
         end: pd.Timestamp | None = None,
-    ) -> pd.DataFrame | None:
+    ) -> Bars | None:
         """The cached bars with ``start <= time < end`` (None: unbounded), or None if not cached.
 
-        The bounds are pushed into the Parquet read, so only the row groups that
-        can hold matching bars are read and decoded. Page checksums are verified.
+        Served from memory when the dataset is there; otherwise the file is read
+        whole into memory, or, when it is too large for the memory budget, only
+        the row groups that can hold the window are read. Page checksums are
+        verified on every file read.
 
         Raises
         ------
@@ -266,25 +294,60 @@ class ParquetStore:
         """
         resolution = DataResolution.parse(resolution)
         path = self.path_for(ticker, resolution)
+        key = (path.stem, path.parent.name)
+        try:
+            # One open handle for the identity check and the read alike: a writer
+            # renaming a new version into place mid-read cannot mix two versions.
+            with open(path, "rb") as handle:
+                signature = FileSignature.of(os.fstat(handle.fileno()))
+                cached = self.hot.bars(key, signature)
+                if cached is not None:
+                    return cached.between(start, end)
+                source = pa.PythonFile(handle, mode="r")
+                whole = self.hot.fits(_decoded_size(pq.ParquetFile(source).metadata))
+                table = self._read_table(source, resolution, None if whole else start, None if whole else end)
+        except FileNotFoundError:
+            return None
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            raise self._quarantine(path, exc) from exc
+        bars = Bars.from_table(table)
+        if len(bars) > 1 and not (np.diff(bars.times) > 0).all():
+            raise self._quarantine(path, ValueError("index not sorted and unique"))
+        if not whole:
+            return bars
+        self.hot.keep_bars(key, signature, bars)
+        return bars.between(start, end)
+
+    @staticmethod
+    def _read_table(source: pa.NativeFile, resolution: DataResolution, start, end) -> pa.Table:
         column = resolution.index_name
         filters = []
         if start is not None:
             filters.append((column, ">=", pd.Timestamp(start)))
         if end is not None:
             filters.append((column, "<", pd.Timestamp(end)))
-        try:
-            # One open handle for footer and pages alike: a writer renaming a new
-            # version into place mid-read cannot mix two versions.
-            with pa.OSFile(str(path)) as handle:
-                table = pq.read_table(handle, filters=filters or None, page_checksum_verification=True)
-            frame = table.to_pandas()
-        except FileNotFoundError:
-            return None
-        except (OSError, pa.ArrowException, ValueError) as exc:
-            raise self._quarantine(path, exc) from exc
-        if not frame.index.is_monotonic_increasing or not frame.index.is_unique:
-            raise self._quarantine(path, ValueError("index not sorted and unique"))
-        return frame
+        return pq.read_table(source, filters=filters or None, page_checksum_verification=True)
+
+    def read(
+        self,
+        ticker: str,
+        resolution: DataResolution,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
+    ) -> pd.DataFrame | None:
+        """:meth:`bars` as a canonical DataFrame (None if not cached)."""
+        bars = self.bars(ticker, resolution, start, end)
+        return None if bars is None else bars.to_frame()
+
+    def count_datasets(self) -> int:
+        """How many dataset files the cache holds (no file is opened)."""
+        return sum(
+            1
+            for resolution in DataResolution
+            if (self.root / resolution.value).is_dir()
+            for entry in os.scandir(self.root / resolution.value)
+            if entry.name.endswith(".parquet") and not entry.name.startswith(".")
+        )
 
     def list_datasets(self) -> list[DatasetInfo]:
         """Every cached dataset, sorted by ticker then resolution; corrupt files are skipped."""
@@ -325,6 +388,7 @@ class ParquetStore:
         with self.lock(ticker, resolution):
             path.parent.mkdir(parents=True, exist_ok=True)
             self._atomic_write(path, table)
+            self.hot.forget((path.stem, path.parent.name))
         logger.debug("wrote %s %s: %d rows", ticker, resolution.value, len(frame))
         return self.info(ticker, resolution)
 
@@ -384,6 +448,7 @@ class ParquetStore:
         target = folder / f"{path.stem}.{stamp}.parquet"
         with contextlib.suppress(FileNotFoundError):
             os.replace(path, target)
+        self.hot.forget((path.stem, path.parent.name))
         logger.error("cache file %s is corrupt (%s); moved to %s", path, reason, target)
         return CacheCorruptError(
             f"the cached {path.parent.name} data for {path.stem} was corrupt and has been set aside; "
@@ -391,6 +456,11 @@ class ParquetStore:
             ticker=path.stem,
             details={"quarantined_as": str(target)},
         )
+
+
+def _decoded_size(metadata: pq.FileMetaData) -> int:
+    """The uncompressed size of a Parquet file's data, from its footer."""
+    return sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
 
 
 def _fsync_directory(folder: Path) -> None:

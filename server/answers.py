@@ -73,7 +73,7 @@ def answer_batch(
         if isinstance(outcome, BarsResult):
             summary = outcome.summary()
             entry: dict[str, Any] | DataProviderError = summary
-            reply = {**summary, "data": protocol.encode_frame(outcome.frame, request.format)}
+            reply = {**summary, "data": protocol.encode_bars(outcome.bars, request.format)}
         else:
             entry = reply = outcome
         with guard:

@@ -57,7 +57,7 @@ def register_events(socketio: SocketIO, service: DataService) -> None:
                 "status": "connected",
                 "server_version": __version__,
                 "protocol_version": protocol.PROTOCOL_VERSION,
-                "cached_instruments": len(service.store.list_datasets()),
+                "cached_instruments": service.store.count_datasets(),
             },
             request.sid,
         )
@@ -77,7 +77,7 @@ def register_events(socketio: SocketIO, service: DataService) -> None:
         data_request, result = answer_data(service, payload, on_status=lambda p: reply(protocol.DATA_STATUS, p, sid))
         reply(
             protocol.DATA_RESPONSE,
-            protocol.data_reply(data_request.request_id, result.summary(), result.frame, data_request.format),
+            protocol.data_reply(data_request.request_id, result.summary(), result.bars, data_request.format),
             sid,
         )
 

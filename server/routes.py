@@ -45,7 +45,7 @@ def make_api(service: DataService) -> Blueprint:
                 "status": "ok",
                 "server_version": __version__,
                 "protocol_version": protocol.PROTOCOL_VERSION,
-                "cached_instruments": len(service.store.list_datasets()),
+                "cached_instruments": service.store.count_datasets(),
                 "upstream": service.source.name if service.source is not None else None,
             }
         )
@@ -62,9 +62,9 @@ def make_api(service: DataService) -> Blueprint:
         if data_request.format == "csv":
             return Response(result.frame.to_csv(), mimetype="text/csv", headers=_summary_header(summary))
         if data_request.format == "arrow":
-            body = protocol.arrow_bytes(result.frame)
+            body = protocol.arrow_stream(result.bars.wire_table())
             return Response(body, mimetype=ARROW_MIME, headers=_summary_header(summary))
-        return jsonify(protocol.data_reply(data_request.request_id, summary, result.frame, "json"))
+        return jsonify(protocol.data_reply(data_request.request_id, summary, result.bars, "json"))
 
     @api.post("/batch")
     def batch() -> Response:

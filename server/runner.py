@@ -24,11 +24,17 @@ _POLL_SECONDS = 0.05
 
 
 class _RequestHandler(WSGIRequestHandler):
-    """Werkzeug's handler, closing the connection when a WebSocket session ends.
+    """Werkzeug's handler with TCP_NODELAY, closing the connection when a WebSocket session ends.
 
     Otherwise the handler would read the peer's WebSocket close frame as the
     next HTTP request and log it as a bad request.
     """
+
+    def setup(self) -> None:
+        super().setup()
+        # Replies go out as several small writes (a header, then attachments): without
+        # TCP_NODELAY, Nagle's algorithm and the peer's delayed ACK stall each one ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def run_wsgi(self) -> None:
         if self.headers.get("Upgrade", "").lower() == "websocket":

@@ -4,36 +4,41 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from dataprovider.bars import Bars
 from dataprovider.enums import DataPeriod, DataResolution
+from dataprovider.frames import normalize_frame
 from dataprovider.query import BarsQuery, TimeBound, select_window
 
 NY = "America/New_York"
 
 
+def bars_frame(index: pd.DatetimeIndex, resolution: DataResolution) -> pd.DataFrame:
+    """Canonical bars on ``index`` whose Close is the bar number."""
+    close = np.arange(len(index), dtype="float64")
+    frame = pd.DataFrame({"Open": close, "High": close, "Low": close, "Close": close, "Volume": 1}, index=index)
+    return normalize_frame(frame, resolution, NY)
+
+
 @pytest.fixture
 def daily() -> pd.DataFrame:
     """Business days of 2015-2016 (weekends absent), Close = day number."""
-    index = pd.bdate_range("2015-01-01", "2016-12-30", tz=NY, name="Date").as_unit("ns")
-    return pd.DataFrame({"Close": range(len(index))}, index=index, dtype="float64")
+    return bars_frame(pd.bdate_range("2015-01-01", "2016-12-30", tz=NY), DataResolution.DAY_01)
 
 
 def run(frame: pd.DataFrame, **kwargs) -> pd.DataFrame:
     query = BarsQuery("SPY", kwargs.pop("resolution", DataResolution.DAY_01), **kwargs)
+    bars = Bars.from_frame(frame)
     calls = []
 
     def read(start, end):
         calls.append((start, end))
-        mask = pd.Series(True, index=frame.index)
-        if start is not None:
-            mask &= frame.index >= start
-        if end is not None:
-            mask &= frame.index < end
-        return frame[mask.to_numpy()]
+        return bars.between(start, end)
 
-    out = select_window(read, frame.index[-1], query)
+    out = select_window(read, bars.last, query).to_frame()
     run.calls = calls
     return out
 
@@ -87,8 +92,7 @@ def test_reads_only_what_the_window_needs(daily):
 
 
 def test_datetime_end_includes_that_instant():
-    index = pd.date_range("2020-01-02 09:30", periods=6, freq="1h", tz=NY, name="Datetime").as_unit("ns")
-    frame = pd.DataFrame({"Close": range(6)}, index=index, dtype="float64")
+    frame = bars_frame(pd.date_range("2020-01-02 09:30", periods=6, freq="1h", tz=NY), DataResolution.HOUR_01)
     out = run(
         frame,
         resolution=DataResolution.HOUR_01,

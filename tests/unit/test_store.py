@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -52,7 +53,7 @@ def test_missing_dataset_is_none(tmp_path):
 
 def test_time_filter_is_pushed_into_the_read(tmp_path):
     """Row groups outside the window are never read: damage in the first one goes unnoticed by a late slice."""
-    store = ParquetStore(tmp_path)
+    store = ParquetStore(tmp_path, memory_cache_bytes=0)  # no memory cache: every read goes to the file
     frame = minute_bars(ROW_GROUP_SIZE * 4)
     info = store.write("ETH-USD", R1M, frame, DatasetMeta("UTC", "test"))
     start, end = frame.index[-5000], frame.index[-100]
@@ -205,3 +206,31 @@ def test_tickers_can_never_become_paths(tmp_path, ticker):
 def test_yahoo_symbols_map_inside_the_data_dir(tmp_path, ticker):
     path = ParquetStore(tmp_path).path_for(ticker, R1D)
     assert path.parent == tmp_path.resolve() / "1d" and path.name == f"{ticker}.parquet"
+
+
+def test_recent_datasets_are_served_from_memory_until_their_file_changes(tmp_path):
+    store = ParquetStore(tmp_path)
+    first = minute_bars(1000, seed=1)
+    info = store.write("BTC-USD", R1M, first, DatasetMeta("UTC", "test"))
+    pd.testing.assert_frame_equal(store.read("BTC-USD", R1M), first)
+    assert store.hot.used_bytes > 0
+    # Same size and modification time, other bytes: only a copy in memory can still answer.
+    stat = info.path.stat()
+    info.path.write_bytes(b"\0" * stat.st_size)
+    os.utime(info.path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    pd.testing.assert_frame_equal(store.read("BTC-USD", R1M), first)
+    # A new version written by another process (another store on the same directory) is seen at once.
+    second = minute_bars(500, seed=2)
+    ParquetStore(tmp_path).write("BTC-USD", R1M, second, DatasetMeta("UTC", "test"))
+    pd.testing.assert_frame_equal(store.read("BTC-USD", R1M), second)
+    assert store.info("BTC-USD", R1M).rows == 500
+
+
+def test_memory_cache_stays_within_its_budget(tmp_path):
+    frame = minute_bars(20_000)
+    store = ParquetStore(tmp_path, memory_cache_bytes=int(4.5 * 20_000 * 48))  # room for four of the six
+    for i in range(6):
+        store.write(f"T{i}", R1M, frame, DatasetMeta("UTC", "test"))
+        assert store.read(f"T{i}", R1M).equals(frame)
+        assert store.hot.used_bytes <= store.hot.max_bytes
+    assert store.hot.used_bytes > 0

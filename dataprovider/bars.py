@@ -1,0 +1,141 @@
+"""``Bars``: a sorted run of OHLCV bars held as an Arrow table, sliced by time without copying.
+
+The server answers from Arrow end to end (cache -> slice -> IPC bytes): pandas
+is only made where a DataFrame is wanted (the client, resampling, JSON/CSV).
+The table has the canonical frame's columns: the index column ('Date' or
+'Datetime', ``timestamp[ns, tz]``) then Open, High, Low, Close, Volume, and
+keeps pandas' schema metadata so ``pyarrow.Table.to_pandas`` rebuilds the frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .frames import OHLCV_COLUMNS
+
+__all__ = ["Bars", "frame_from_table"]
+
+_KEPT_METADATA = (b"pandas",)
+
+
+@dataclass(frozen=True)
+class Bars:
+    """Bars as an Arrow table plus their times (int64 nanoseconds since the epoch, UTC) for slicing.
+
+    Attributes
+    ----------
+    table : pyarrow.Table
+        One chunk per column, sorted by time, unique times.
+    times : numpy.ndarray
+        The index column as int64 UTC nanoseconds (a view of the table's buffer).
+    timezone : str
+        The exchange timezone of the index.
+    index_name : str
+        'Date' or 'Datetime'.
+    """
+
+    table: pa.Table
+    times: np.ndarray
+    timezone: str
+    index_name: str
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> Bars:
+        """Wrap a canonical table (as written by the store), index column first, chunks merged once."""
+        index_name = _index_column(table.schema)
+        table = table.select([index_name, *(n for n in table.schema.names if n != index_name)]).combine_chunks()
+        column = table.column(index_name).combine_chunks()
+        return cls(table, _int64_times(column), str(column.type.tz), index_name)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> Bars:
+        """Wrap a canonical DataFrame."""
+        return cls.from_table(pa.Table.from_pandas(frame.loc[:, list(OHLCV_COLUMNS)], preserve_index=True))
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @property
+    def first(self) -> pd.Timestamp | None:
+        """Start of the first bar, in the exchange timezone."""
+        return self._stamp(0) if len(self) else None
+
+    @property
+    def last(self) -> pd.Timestamp | None:
+        """Start of the last bar, in the exchange timezone."""
+        return self._stamp(-1) if len(self) else None
+
+    def _stamp(self, position: int) -> pd.Timestamp:
+        return pd.Timestamp(int(self.times[position]), unit="ns", tz="UTC").tz_convert(self.timezone)
+
+    def between(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> Bars:
+        """The bars with ``start <= time < end`` (None: unbounded), sharing this table's memory."""
+        lo = 0 if start is None else int(np.searchsorted(self.times, _ns(start), side="left"))
+        hi = len(self) if end is None else int(np.searchsorted(self.times, _ns(end), side="left"))
+        return self._slice(lo, max(lo, hi))
+
+    def tail(self, count: int) -> Bars:
+        """The last ``count`` bars."""
+        return self._slice(max(0, len(self) - count), len(self))
+
+    def _slice(self, lo: int, hi: int) -> Bars:
+        if lo == 0 and hi == len(self):
+            return self
+        return Bars(self.table.slice(lo, hi - lo), self.times[lo:hi], self.timezone, self.index_name)
+
+    def local_dates(self) -> np.ndarray:
+        """Each bar's date in the exchange timezone (``datetime64[D]``)."""
+        local = pd.DatetimeIndex(self.times.view("M8[ns]")).tz_localize("UTC").tz_convert(self.timezone)
+        return local.tz_localize(None).values.astype("M8[D]")
+
+    def wire_table(self) -> pa.Table:
+        """The table with only pandas' schema metadata (the cache's own bookkeeping stays home)."""
+        metadata = {k: v for k, v in (self.table.schema.metadata or {}).items() if k in _KEPT_METADATA}
+        return self.table.replace_schema_metadata(metadata)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The bars as a canonical DataFrame."""
+        return frame_from_table(self.table)
+
+
+def frame_from_table(table: pa.Table) -> pd.DataFrame:
+    """A canonical DataFrame from a canonical table, built column by column.
+
+    Each column is copied once into a writable array (Arrow's buffers are
+    read-only, and users edit their frames); nothing else is copied. Faster than
+    ``Table.to_pandas`` for the small frames most requests return, and about as
+    fast for large ones.
+    """
+    index_name = _index_column(table.schema)
+    column = table.column(index_name).combine_chunks()
+    index = pd.DatetimeIndex(_int64_times(column).view("M8[ns]"), name=index_name)
+    index = index.tz_localize("UTC").tz_convert(str(column.type.tz))
+    data = {name: _writable(table.column(name).to_numpy()) for name in table.schema.names if name != index_name}
+    return pd.DataFrame(data, index=index, copy=False)
+
+
+def _writable(values: np.ndarray) -> np.ndarray:
+    return values if values.flags.writeable else values.copy()
+
+
+def _int64_times(column: pa.Array) -> np.ndarray:
+    """A timestamp array's values as int64 nanoseconds (no copy when already in ns, as the store writes them)."""
+    if column.type.unit != "ns":
+        column = column.cast(pa.timestamp("ns", column.type.tz))
+    return column.view(pa.int64()).to_numpy(zero_copy_only=False)
+
+
+def _index_column(schema: pa.Schema) -> str:
+    """The name of the (one) timestamp column: the frame's index."""
+    return next(field.name for field in schema if pa.types.is_timestamp(field.type))
+
+
+def _ns(stamp: pd.Timestamp) -> int:
+    stamp = pd.Timestamp(stamp)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return stamp.as_unit("ns").value

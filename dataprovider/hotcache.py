@@ -1,0 +1,121 @@
+"""A bounded in-memory cache of recently read datasets, kept in step with their files.
+
+Entries are keyed by dataset and checked against the file's identity (inode,
+size, modification time) on every use, so a new version written by this
+process or by another one sharing the data directory is never shadowed by an
+old copy. Bars are evicted least recently used first once their total size
+passes the budget; dataset facts (footers) are small and kept for a bounded
+number of datasets.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from .bars import Bars
+
+__all__ = ["FileSignature", "HotCache"]
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class FileSignature:
+    """What identifies one version of a file."""
+
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, stat: os.stat_result) -> FileSignature:
+        """The signature of a ``stat``/``fstat`` result."""
+        return cls(stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+class _Lru(Generic[V]):
+    """An LRU map of key -> (signature, value, size), bounded by total size."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.used = 0
+        self._entries: OrderedDict[Any, tuple[FileSignature, V, int]] = OrderedDict()
+
+    def get(self, key: Any, signature: FileSignature) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != signature:
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: Any, signature: FileSignature, value: V, size: int) -> None:
+        self.drop(key)
+        self._entries[key] = (signature, value, size)
+        self.used += size
+        while self.used > self.budget and self._entries:
+            _, (_, _, freed) = self._entries.popitem(last=False)
+            self.used -= freed
+
+    def drop(self, key: Any) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.used -= entry[2]
+
+
+class HotCache:
+    """Recently read bars (bounded by bytes) and dataset facts (bounded by count).
+
+    Parameters
+    ----------
+    max_bytes : int
+        Memory budget for cached bars; 0 disables caching bars. A dataset larger
+        than a quarter of the budget is never cached (it is read window by
+        window instead).
+    max_infos : int
+        How many datasets' facts to keep.
+    """
+
+    def __init__(self, max_bytes: int, max_infos: int = 100_000) -> None:
+        self.max_bytes = max_bytes
+        self._bars: _Lru[Bars] = _Lru(max_bytes)
+        self._infos: _Lru[Any] = _Lru(max_infos)
+        self._guard = threading.Lock()
+
+    @property
+    def used_bytes(self) -> int:
+        """Memory held by cached bars."""
+        return self._bars.used
+
+    def fits(self, decoded_bytes: int) -> bool:
+        """Whether a dataset of ``decoded_bytes`` (in memory) is cached: at most a quarter of the budget."""
+        return 0 < 4 * decoded_bytes <= self.max_bytes
+
+    def bars(self, key: Any, signature: FileSignature) -> Bars | None:
+        """The cached bars of ``key`` if they are of this file version."""
+        with self._guard:
+            return self._bars.get(key, signature)
+
+    def keep_bars(self, key: Any, signature: FileSignature, bars: Bars) -> None:
+        """Remember ``bars`` as the content of this file version."""
+        with self._guard:
+            self._bars.put(key, signature, bars, bars.table.nbytes)
+
+    def info(self, key: Any, signature: FileSignature) -> Any | None:
+        """The cached facts of ``key`` if they are of this file version."""
+        with self._guard:
+            return self._infos.get(key, signature)
+
+    def keep_info(self, key: Any, signature: FileSignature, info: Any) -> None:
+        """Remember the facts of this file version."""
+        with self._guard:
+            self._infos.put(key, signature, info, 1)
+
+    def forget(self, key: Any) -> None:
+        """Drop everything about ``key`` (its file was replaced or removed)."""
+        with self._guard:
+            self._bars.drop(key)
+            self._infos.drop(key)
