@@ -70,7 +70,7 @@ class Bars:
         return self._stamp(-1) if len(self) else None
 
     def _stamp(self, position: int) -> pd.Timestamp:
-        return pd.Timestamp(int(self.times[position]), unit="ns", tz="UTC").tz_convert(self.timezone)
+        return pd.Timestamp(int(self.times[position]), tz=self.timezone)  # an int is read as UTC nanoseconds
 
     def between(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> Bars:
         """The bars with ``start <= time < end`` (None: unbounded), sharing this table's memory."""

@@ -1,9 +1,11 @@
 """A bounded in-memory cache of recently read datasets, kept in step with their files.
 
 Entries are keyed by dataset and checked against the file's identity (inode,
-size, modification time) on every use, so a new version written by this
-process or by another one sharing the data directory is never shadowed by an
-old copy. Bars are evicted least recently used first once their total size
+size, modification time), so a new version is never shadowed by an old copy:
+a version written by this process replaces its entry at once, and one written
+by another process sharing the data directory is noticed within
+``recheck_seconds`` (the file is not looked at on every use: in a busy server
+each system call can wait for the GIL). Bars are evicted least recently used first once their total size
 passes the budget; dataset facts (footers) are small and kept for a bounded
 number of datasets.
 """
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -77,13 +81,51 @@ class HotCache:
         window instead).
     max_infos : int
         How many datasets' facts to keep.
+    recheck_seconds : float
+        How long a look at a file stays good before the file is looked at again.
+    clock : callable
+        Monotonic seconds (tests inject one).
     """
 
-    def __init__(self, max_bytes: int, max_infos: int = 100_000) -> None:
+    def __init__(
+        self,
+        max_bytes: int,
+        max_infos: int = 100_000,
+        *,
+        recheck_seconds: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_bytes = max_bytes
+        self.recheck_seconds = recheck_seconds
+        self._clock = clock
         self._bars: _Lru[Bars] = _Lru(max_bytes)
         self._infos: _Lru[Any] = _Lru(max_infos)
+        self._looks: dict[Any, tuple[FileSignature, float]] = {}
         self._guard = threading.Lock()
+
+    def signature(self, key: Any, path: str | os.PathLike[str]) -> FileSignature:
+        """The file's current signature, from a look taken less than ``recheck_seconds`` ago if any.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file does not exist.
+        """
+        now = self._clock()
+        with self._guard:
+            look = self._looks.get(key)
+        if look is not None and now - look[1] < self.recheck_seconds:
+            return look[0]
+        signature = FileSignature.of(os.stat(path))
+        self.saw(key, signature)
+        return signature
+
+    def saw(self, key: Any, signature: FileSignature) -> None:
+        """Remember that the file of ``key`` was just seen with ``signature``."""
+        with self._guard:
+            if len(self._looks) >= self._infos.budget:
+                self._looks.clear()
+            self._looks[key] = (signature, self._clock())
 
     @property
     def used_bytes(self) -> int:
@@ -119,3 +161,4 @@ class HotCache:
         with self._guard:
             self._bars.drop(key)
             self._infos.drop(key)
+            self._looks.pop(key, None)

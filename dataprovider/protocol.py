@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -479,19 +480,61 @@ def progress_reply(
 
 def batch_reply(
     request_id: str,
-    results: dict[str, dict[str, Any]],
+    results: dict[str, tuple[dict[str, Any], Bars]],
     errors: dict[str, DataProviderError],
     elapsed: float,
+    fmt: str,
 ) -> dict[str, Any]:
-    """The payload of a ``batch_response``: per-ticker replies (summary + data) and errors."""
-    return {
+    """The payload of a ``batch_response``: per-ticker summaries and bars, and per-ticker errors.
+
+    In ``json`` each result carries its own ``data``. In ``arrow`` every
+    ticker's bars travel together as one Arrow stream (``data``), one ticker
+    after another in the order of ``results``, with the times in UTC; each
+    result gives the ``offset`` of its first row (and its ``rows`` and
+    ``timezone``), so one message of a few chunks carries the whole batch.
+    """
+    reply: dict[str, Any] = {
         "request_id": request_id,
         "total": len(results) + len(errors),
         "succeeded": len(results),
         "failed": len(errors),
         "elapsed": round(elapsed, 6),
-        "results": results,
         "errors": {ticker: error.to_payload() for ticker, error in errors.items()},
+    }
+    if fmt != "arrow":
+        reply["results"] = {t: {**summary, "data": encode_bars(bars, fmt)} for t, (summary, bars) in results.items()}
+        return reply
+    offsets = np.cumsum([0, *(len(bars) for _, bars in results.values())])
+    reply["results"] = {
+        ticker: {**summary, "offset": int(offset)}
+        for (ticker, (summary, _)), offset in zip(results.items(), offsets[:-1], strict=True)
+    }
+    reply["data"] = {"format": "arrow", "chunks": arrow_messages(_stacked([bars for _, bars in results.values()]))}
+    return reply
+
+
+def _stacked(parts: list[Bars]) -> pa.Table:
+    """Several tickers' bars as one table, times in UTC (each ticker's timezone travels in its summary)."""
+    if not parts:
+        return pa.table({"Date": pa.array([], pa.timestamp("ns", "UTC"))})
+    tables = []
+    for bars in parts:
+        table = bars.table.replace_schema_metadata(None)
+        index = table.column(0).cast(pa.timestamp("ns", "UTC"))
+        tables.append(table.set_column(0, table.schema.field(0).with_type(index.type), index))
+    return pa.concat_tables(tables)
+
+
+def frames_from_batch_reply(reply: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """Each ticker's frame from a ``batch_response`` in either format."""
+    if "data" not in reply:
+        return {ticker: decode_frame(result["data"]) for ticker, result in reply["results"].items()}
+    stacked = decode_frame(reply["data"])
+    # One conversion per timezone, then a cheap slice per ticker.
+    zoned = {zone: stacked.tz_convert(zone) for zone in {r["timezone"] for r in reply["results"].values()}}
+    return {
+        ticker: zoned[result["timezone"]].iloc[result["offset"] : result["offset"] + result["rows"]]
+        for ticker, result in reply["results"].items()
     }
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 from .enums import DataPeriod, DataResolution
 from .errors import DataProviderError, error_from_payload
 from .progress import make_reporter, resolve_mode
-from .protocol import decode_frame
+from .protocol import decode_frame, frames_from_batch_reply
 
 __all__ = ["BatchRun", "ProgressOrderer", "query_payload", "report_error", "result_from_reply"]
 
@@ -70,10 +70,15 @@ def query_payload(
     return {key: value for key, value in payload.items() if value is not None}
 
 
+def _summary(reply: dict[str, Any]) -> dict[str, Any]:
+    """A reply's facts for callbacks (what is left once the data and the wire bookkeeping are taken out)."""
+    return {key: value for key, value in reply.items() if key not in ("data", "request_id", "offset")}
+
+
 def result_from_reply(reply: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The frame of a data reply and the callback dict (summary plus 'data': the frame)."""
     frame = decode_frame(reply["data"])
-    info = {key: value for key, value in reply.items() if key not in ("data", "request_id")}
+    info = _summary(reply)
     info["data"] = frame
     return frame, info
 
@@ -220,14 +225,14 @@ class BatchRun:
         order = [t for t in dict.fromkeys(order) if t in reply["results"] or t in reply["errors"]]
         order += [t for t in (*reply["errors"], *reply["results"]) if t not in order]
         self.orderer.finish(reply, order)
+        decoded = frames_from_batch_reply(reply)
         frames: dict[str, pd.DataFrame] = {}
         errors: list[DataProviderError] = []
         for ticker in order:
             if ticker in reply["results"]:
-                frame, info = result_from_reply(reply["results"][ticker])
-                frames[ticker] = frame
+                frames[ticker] = decoded[ticker]
                 if self.callback is not None:
-                    self.callback(info)
+                    self.callback({**_summary(reply["results"][ticker]), "data": decoded[ticker]})
             else:
                 error = error_from_reply(reply["errors"][ticker], ticker)
                 errors.append(error)

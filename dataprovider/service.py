@@ -212,11 +212,13 @@ class DataService:
         on_item: ItemCallback | None = None,
         cancelled: threading.Event | None = None,
     ) -> dict[str, BarsResult | DataProviderError]:
-        """Answer ``query`` for each ticker (duplicates answered once), a few at a time.
+        """Answer ``query`` for each ticker (duplicates answered once).
 
-        ``on_item(ticker, result_or_error)`` is called as each ticker finishes, from
-        worker threads, in completion order. Tickers not started when ``cancelled``
-        is set are skipped. Returns ticker -> result or error, in the given order.
+        Queries that may download run a few tickers at a time on worker threads;
+        cache-only queries run one after another (threads would only contend).
+        ``on_item(ticker, result_or_error)`` is called as each ticker finishes, in
+        completion order. Tickers not started when ``cancelled`` is set are
+        skipped. Returns ticker -> result or error, in the given order.
         """
         unique = list(dict.fromkeys(tickers))
         outcomes: dict[str, BarsResult | DataProviderError] = {}
@@ -229,9 +231,12 @@ class DataService:
             if on_item is not None:
                 on_item(ticker, outcome)
 
-        futures = [self._executor.submit(answer, ticker) for ticker in unique]
-        for future in futures:
-            future.result()
+        if query.local_only or self.source is None:
+            for ticker in unique:  # reading the cache needs no waiting: threads would only contend
+                answer(ticker)
+        else:  # downloads wait on the network: answer a few tickers at once
+            for future in [self._executor.submit(answer, ticker) for ticker in unique]:
+                future.result()
         return {ticker: outcomes[ticker] for ticker in unique if ticker in outcomes}
 
     def _answer_or_error(self, query: BarsQuery) -> BarsResult | DataProviderError:

@@ -167,6 +167,8 @@ class ParquetStore:
         with ``ServerBusyError``.
     memory_cache_bytes : int
         Memory budget for datasets kept in memory (0: read every time).
+    cache : HotCache, optional
+        The in-memory cache to use instead of one of ``memory_cache_bytes``.
 
     Examples
     --------
@@ -181,11 +183,12 @@ class ParquetStore:
         *,
         lock_timeout: float = 60.0,
         memory_cache_bytes: int = DEFAULT_MEMORY_CACHE_BYTES,
+        cache: HotCache | None = None,
     ) -> None:
         self.root = Path(root).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.lock_timeout = lock_timeout
-        self.hot = HotCache(memory_cache_bytes)
+        self.hot = cache if cache is not None else HotCache(memory_cache_bytes)
         self._locks: dict[tuple[str, DataResolution], _KeyLock] = {}
         self._locks_guard = threading.Lock()
 
@@ -239,11 +242,12 @@ class ParquetStore:
         path = self.path_for(ticker, resolution)
         key = (path.stem, path.parent.name)
         try:
-            with open(path, "rb") as handle:
+            cached = self.hot.info(key, self.hot.signature(key, path))
+            if cached is not None:
+                return cached
+            with open(path, "rb") as handle:  # read and signed from one handle: one version
                 signature = FileSignature.of(os.fstat(handle.fileno()))
-                cached = self.hot.info(key, signature)
-                if cached is not None:
-                    return cached
+                self.hot.saw(key, signature)
                 parquet_meta = pq.read_metadata(handle)
             doc = json.loads(parquet_meta.metadata[_META_KEY])
         except FileNotFoundError:
@@ -296,13 +300,14 @@ class ParquetStore:
         path = self.path_for(ticker, resolution)
         key = (path.stem, path.parent.name)
         try:
+            cached = self.hot.bars(key, self.hot.signature(key, path))
+            if cached is not None:
+                return cached.between(start, end)
             # One open handle for the identity check and the read alike: a writer
             # renaming a new version into place mid-read cannot mix two versions.
             with open(path, "rb") as handle:
                 signature = FileSignature.of(os.fstat(handle.fileno()))
-                cached = self.hot.bars(key, signature)
-                if cached is not None:
-                    return cached.between(start, end)
+                self.hot.saw(key, signature)
                 source = pa.PythonFile(handle, mode="r")
                 whole = self.hot.fits(_decoded_size(pq.ParquetFile(source).metadata))
                 table = self._read_table(source, resolution, None if whole else start, None if whole else end)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dataprovider import protocol
+from dataprovider.bars import Bars
 from dataprovider.errors import DataProviderError, InternalServerError, RequestCancelledError
 from dataprovider.protocol import DataRequest
 from dataprovider.service import BarsResult, DataService, StatusCallback
@@ -65,25 +66,20 @@ def answer_batch(
     request = protocol.parse_batch_request(payload, formats)
     started = time.monotonic()
     total = len(request.tickers) + len(request.invalid)
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, tuple[dict[str, Any], Bars]] = {}
     errors: dict[str, DataProviderError] = {}
     guard = threading.Lock()
 
     def record(ticker: str, outcome: BarsResult | DataProviderError) -> None:
-        if isinstance(outcome, BarsResult):
-            summary = outcome.summary()
-            entry: dict[str, Any] | DataProviderError = summary
-            reply = {**summary, "data": protocol.encode_bars(outcome.bars, request.format)}
-        else:
-            entry = reply = outcome
+        summary = outcome.summary() if isinstance(outcome, BarsResult) else None
         with guard:
-            if isinstance(reply, DataProviderError):
-                errors[ticker] = reply
+            if summary is None:
+                errors[ticker] = outcome
             else:
-                results[ticker] = reply
+                results[ticker] = (summary, outcome.bars)
             index = len(results) + len(errors)
             if on_progress is not None:
-                on_progress(protocol.progress_reply(request.request_id, ticker, index, total, entry))
+                on_progress(protocol.progress_reply(request.request_id, ticker, index, total, summary or outcome))
 
     for ticker, error in request.invalid.items():
         record(ticker, error)
@@ -93,7 +89,8 @@ def answer_batch(
             f"batch {request.request_id} was cancelled after {len(results) + len(errors)} of {total} tickers",
             details={"done": len(results) + len(errors), "total": total},
         )
-    return protocol.batch_reply(request.request_id, results, errors, time.monotonic() - started)
+    ordered = {ticker: results[ticker] for ticker in request.tickers if ticker in results}
+    return protocol.batch_reply(request.request_id, ordered, errors, time.monotonic() - started, request.format)
 
 
 def internal_error(request_id: str | None, exc: BaseException) -> InternalServerError:

@@ -16,7 +16,9 @@ import pytest
 from dataprovider.enums import DataResolution
 from dataprovider.errors import CacheCorruptError, InvalidRequestError, ServerBusyError
 from dataprovider.frames import normalize_frame
+from dataprovider.hotcache import HotCache
 from dataprovider.store import ROW_GROUP_SIZE, DatasetMeta, ParquetStore
+from tests.support.clock import FakeClock
 
 R1M, R1D = DataResolution.MINUTE_01, DataResolution.DAY_01
 
@@ -209,7 +211,8 @@ def test_yahoo_symbols_map_inside_the_data_dir(tmp_path, ticker):
 
 
 def test_recent_datasets_are_served_from_memory_until_their_file_changes(tmp_path):
-    store = ParquetStore(tmp_path)
+    clock = FakeClock()
+    store = ParquetStore(tmp_path, cache=HotCache(64 * 2**20, recheck_seconds=0.25, clock=clock))
     first = minute_bars(1000, seed=1)
     info = store.write("BTC-USD", R1M, first, DatasetMeta("UTC", "test"))
     pd.testing.assert_frame_equal(store.read("BTC-USD", R1M), first)
@@ -219,11 +222,17 @@ def test_recent_datasets_are_served_from_memory_until_their_file_changes(tmp_pat
     info.path.write_bytes(b"\0" * stat.st_size)
     os.utime(info.path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     pd.testing.assert_frame_equal(store.read("BTC-USD", R1M), first)
-    # A new version written by another process (another store on the same directory) is seen at once.
+    # A new version written by another process (another store on the same directory) is
+    # noticed once the last look at the file is older than recheck_seconds.
     second = minute_bars(500, seed=2)
     ParquetStore(tmp_path).write("BTC-USD", R1M, second, DatasetMeta("UTC", "test"))
+    clock.advance(0.3)
     pd.testing.assert_frame_equal(store.read("BTC-USD", R1M), second)
     assert store.info("BTC-USD", R1M).rows == 500
+    # One written by this store is seen at once.
+    third = minute_bars(300, seed=3)
+    store.write("BTC-USD", R1M, third, DatasetMeta("UTC", "test"))
+    pd.testing.assert_frame_equal(store.read("BTC-USD", R1M), third)
 
 
 def test_memory_cache_stays_within_its_budget(tmp_path):
