@@ -63,6 +63,9 @@ _CHOICES = {
     "none": "off",
 }
 
+#: Least time between two redraws of a progress display.
+REDRAW_SECONDS = 0.1
+
 # How many failed tickers the summary line names before "+N more".
 _LISTED_FAILURES = 3
 
@@ -231,6 +234,7 @@ class Reporter:
         self.failed: dict[str, tuple[str, str]] = {}
         self._clock = clock
         self._started = clock()
+        self._shown_at: float | None = None
 
     @property
     def elapsed(self) -> float:
@@ -256,7 +260,13 @@ class Reporter:
             self.failed[self.current] = (str(error.get("code") or "INTERNAL"), str(error.get("message") or ""))
         else:
             self.rows += int(progress.get("rows") or 0)
-        self._show()
+        # Redraw at most every REDRAW_SECONDS (a batch answered from memory finishes hundreds of
+        # tickers in a blink), but always for the first update, the first failure and the last.
+        now = self._clock()
+        first_failure = progress["status"] == "error" and len(self.failed) == 1
+        if self._shown_at is None or first_failure or self.done >= self.total or now - self._shown_at >= REDRAW_SECONDS:
+            self._shown_at = now
+            self._show()
 
     def finish(self, error: BaseException | None = None) -> BatchSummary:
         """End the batch: show its summary line and return the summary. Call it once.

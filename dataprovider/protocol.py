@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .bars import Bars, frame_from_table
+from .bars import Bars, frame_from_batches, frame_from_table
 from .enums import DataPeriod, DataResolution
 from .errors import DataProviderError, InvalidRequestError
 from .frames import OHLCV_COLUMNS
@@ -46,6 +46,7 @@ __all__ = [
     "GET_DATA",
     "MAX_BATCH_TICKERS",
     "MAX_LIMIT",
+    "PROGRESS_INTERVAL",
     "PROTOCOL_VERSION",
     "BatchRequest",
     "DataRequest",
@@ -349,6 +350,9 @@ def encode_bars(bars: Bars, fmt: str) -> dict[str, Any]:
 def decode_frame(part: dict[str, Any]) -> pd.DataFrame:
     """The frame of a payload part made by :func:`encode_bars` (or a JSON server reply).
 
+    An Arrow part is consumed: its chunks are freed as they are decoded, so
+    decoding it twice fails.
+
     Raises
     ------
     ValueError
@@ -356,7 +360,7 @@ def decode_frame(part: dict[str, Any]) -> pd.DataFrame:
     """
     fmt = part.get("format")
     if fmt == "arrow":
-        return frame_from_table(table_from_messages(part["chunks"]))
+        return frame_from_batches(*batches_from_messages(part["chunks"]))
     if fmt == "json":
         return frame_from_json(part)
     raise ValueError(f"unknown frame format {fmt!r}")
@@ -386,16 +390,24 @@ def arrow_messages(table: pa.Table) -> list[bytes]:
     return [b"".join(chunk) for chunk in chunks]
 
 
-def table_from_messages(chunks: list[bytes]) -> pa.Table:
-    """The table of :func:`arrow_messages`' output (record batches read in place, not copied)."""
-    schema, batches = None, []
-    for chunk in chunks:
+def batches_from_messages(chunks: list[bytes]) -> tuple[pa.Schema, list[list[pa.RecordBatch]]]:
+    """The schema and, per chunk, the record batches of :func:`arrow_messages`' output.
+
+    The batches are read in place (not copied) and the chunks are taken out of
+    ``chunks``: afterwards each chunk lives only as long as its batches, which
+    :func:`~dataprovider.bars.frame_from_batches` drops one group at a time.
+    """
+    schema, groups = None, []
+    for number in range(len(chunks)):
+        chunk, chunks[number] = chunks[number], None
+        group = []
         for message in pa.ipc.MessageReader.open_stream(pa.py_buffer(chunk)):
             if schema is None:
                 schema = pa.ipc.read_schema(message)
             else:
-                batches.append(pa.ipc.read_record_batch(message, schema))
-    return pa.Table.from_batches(batches, schema)
+                group.append(pa.ipc.read_record_batch(message, schema))
+        groups.append(group)
+    return schema, groups
 
 
 def arrow_stream(table: pa.Table) -> bytes:
@@ -457,17 +469,21 @@ def data_reply(request_id: str, summary: dict[str, Any], bars: Bars, fmt: str) -
     return {"request_id": request_id, **summary, "data": encode_bars(bars, fmt)}
 
 
-def progress_reply(
-    request_id: str, ticker: str, index: int, total: int, outcome: dict[str, Any] | DataProviderError
-) -> dict[str, Any]:
-    """The payload of a ``batch_progress`` event for one finished ticker.
+#: Least time between two ``batch_progress`` events of one batch: tickers that
+#: finish sooner after the last event wait for the next one (they are listed in
+#: its ``items``), so a batch answered from memory sends a handful of events, not
+#: one per ticker.
+PROGRESS_INTERVAL = 0.05
+
+
+def progress_item(ticker: str, index: int, total: int, outcome: dict[str, Any] | DataProviderError) -> dict[str, Any]:
+    """What a ``batch_progress`` event says of one finished ticker.
 
     ``index`` counts finished tickers (1-based), so ``progress`` reads 'i/n' and
-    payloads stay meaningful whatever order a client handles them in.
+    the items stay meaningful whatever order a client handles them in.
     """
     failed = isinstance(outcome, DataProviderError)
     return {
-        "request_id": request_id,
         "ticker": ticker,
         "index": index,
         "total": total,
@@ -476,6 +492,11 @@ def progress_reply(
         "rows": 0 if failed else outcome["rows"],
         "error": outcome.to_payload() if failed else None,
     }
+
+
+def progress_reply(request_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The payload of a ``batch_progress`` event: the last finished ticker's fields, and ``items``, all of them."""
+    return {"request_id": request_id, **items[-1], "items": items}
 
 
 def batch_reply(

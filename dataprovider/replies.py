@@ -135,8 +135,9 @@ class ProgressOrderer:
         self._reported: set[str] = set()
 
     def add(self, payload: dict[str, Any]) -> None:
-        """Accept one progress payload; release every payload now in order."""
-        heapq.heappush(self._held, (int(payload["index"]), payload))
+        """Accept one ``batch_progress`` payload (one or more finished tickers); release all now in order."""
+        for item in payload.get("items") or [payload]:
+            heapq.heappush(self._held, (int(item["index"]), item))
         while self._held and self._held[0][0] <= self._next:
             _, ready = heapq.heappop(self._held)
             self._release(ready)
@@ -166,7 +167,7 @@ class ProgressOrderer:
         index, total = self._next, payload["total"]
         self._next += 1
         if self._callback is not None:
-            info = {key: value for key, value in payload.items() if key != "request_id"}
+            info = {key: value for key, value in payload.items() if key not in ("request_id", "items")}
             self._callback({**info, "index": index, "progress": f"{index}/{total}"})
 
 

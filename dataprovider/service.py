@@ -165,8 +165,14 @@ class DataService:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------ queries
-    def get_bars(self, query: BarsQuery, on_status: StatusCallback | None = None) -> BarsResult:
+    def get_bars(
+        self, query: BarsQuery, on_status: StatusCallback | None = None, *, wait: bool = True
+    ) -> BarsResult | None:
         """Answer one query (see the module docstring for the rules).
+
+        With ``wait=False`` the answer comes only if it needs nothing from the
+        source (the cache has it, up to date); otherwise None, so the caller can
+        hand the query to a thread that may wait on the network.
 
         Raises
         ------
@@ -181,7 +187,12 @@ class DataService:
         checked_fresh = False
         if not query.local_only and self.source is not None:
             try:
-                checked_fresh = not self._refresh(query, status)
+                if not self._behind(query):
+                    checked_fresh = True
+                elif not wait:
+                    return None
+                else:
+                    checked_fresh = not self._refresh(query, status)
             except (UpstreamError, SymbolNotFoundError, RangeNotAvailableError) as exc:
                 if not self._has_data(query):
                     raise
@@ -366,14 +377,30 @@ class DataService:
                     self._mark_checked(key, now)  # a definite answer: do not ask again at once
                     raise
                 self._mark_checked(key, now)  # upstream failures are not marked, so they stay visible
-            if info is not None and info.rows and not info.meta.history_complete:
-                start = lookback_start(query, info.last)
-                coverage = info.meta.coverage_start or info.first
-                if start is None or start < coverage:
-                    status("downloading", {"part": "history"})
-                    downloaded = True
-                    self._refresh_head(query, info, start)
+            needs_history, start = self._history_gap(info, query)
+            if needs_history:
+                status("downloading", {"part": "history"})
+                downloaded = True
+                self._refresh_head(query, info, start)
         return downloaded
+
+    def _behind(self, query: BarsQuery) -> bool:
+        """Whether :meth:`_refresh` would ask the source (checked without the dataset's lock)."""
+        try:
+            info = self._info(query.ticker, query.resolution, local_only=False)
+        except DataProviderError:
+            return True
+        if info is None or info.rows == 0 or self._needs_tail_refresh(info, query, self.clock()):
+            return True
+        return self._history_gap(info, query)[0]
+
+    @staticmethod
+    def _history_gap(info: DatasetInfo | None, query: BarsQuery) -> tuple[bool, pd.Timestamp | None]:
+        """Whether the query reaches back before what the cache covers, and from when."""
+        if info is None or not info.rows or info.meta.history_complete:
+            return False, None
+        start = lookback_start(query, info.last)
+        return start is None or start < (info.meta.coverage_start or info.first), start
 
     def _needs_tail_refresh(self, info: DatasetInfo | None, query: BarsQuery, now: pd.Timestamp) -> bool:
         """Whether newer bars may exist that the query could need.

@@ -94,7 +94,7 @@ def serve(args: argparse.Namespace) -> int:
     stop.wait()
     logger.info("shutting down")
     handle.stop()
-    server_app.service.close()
+    server_app.close()
     return 0
 
 

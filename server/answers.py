@@ -14,7 +14,7 @@ from dataprovider.errors import DataProviderError, InternalServerError, RequestC
 from dataprovider.protocol import DataRequest
 from dataprovider.service import BarsResult, DataService, StatusCallback
 
-__all__ = ["answer_batch", "answer_data", "internal_error"]
+__all__ = ["answer_batch", "answer_data", "internal_error", "status_reporter"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +24,9 @@ StatusPayloadCallback = Callable[[dict[str, Any]], None]
 
 
 def answer_data(
-    service: DataService,
-    payload: object,
-    formats: tuple[str, ...] = protocol.FORMATS,
-    on_status: StatusPayloadCallback | None = None,
+    service: DataService, payload: object, formats: tuple[str, ...] = protocol.FORMATS
 ) -> tuple[DataRequest, BarsResult]:
-    """Validate a ``get_data`` payload and answer it; ``on_status`` gets the ``data_status`` payloads.
+    """Validate a ``get_data`` payload and answer it.
 
     Raises
     ------
@@ -37,13 +34,16 @@ def answer_data(
         For invalid requests and every failure the service reports.
     """
     request = protocol.parse_data_request(payload, formats)
-    status: StatusCallback | None = None
-    if on_status is not None:
+    return request, service.get_bars(request.query)
 
-        def status(state: str, detail: dict[str, Any]) -> None:
-            on_status({"request_id": request.request_id, "status": state, **detail})
 
-    return request, service.get_bars(request.query, status)
+def status_reporter(request_id: str, send: StatusPayloadCallback) -> StatusCallback:
+    """The service's status callback for one request, sending ``data_status`` payloads through ``send``."""
+
+    def status(state: str, detail: dict[str, Any]) -> None:
+        send({"request_id": request_id, "status": state, **detail})
+
+    return status
 
 
 def answer_batch(
@@ -69,6 +69,8 @@ def answer_batch(
     results: dict[str, tuple[dict[str, Any], Bars]] = {}
     errors: dict[str, DataProviderError] = {}
     guard = threading.Lock()
+    unsent: list[dict[str, Any]] = []
+    last_sent = [0.0]
 
     def record(ticker: str, outcome: BarsResult | DataProviderError) -> None:
         summary = outcome.summary() if isinstance(outcome, BarsResult) else None
@@ -78,8 +80,12 @@ def answer_batch(
             else:
                 results[ticker] = (summary, outcome.bars)
             index = len(results) + len(errors)
-            if on_progress is not None:
-                on_progress(protocol.progress_reply(request.request_id, ticker, index, total, summary or outcome))
+            unsent.append(protocol.progress_item(ticker, index, total, summary or outcome))
+            now = time.monotonic()
+            if on_progress is not None and (index == total or now - last_sent[0] >= protocol.PROGRESS_INTERVAL):
+                on_progress(protocol.progress_reply(request.request_id, list(unsent)))
+                unsent.clear()
+                last_sent[0] = now
 
     for ticker, error in request.invalid.items():
         record(ticker, error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +25,17 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ServerApp:
-    """The pieces of a running server: the WSGI app, its Socket.IO layer and the service behind both."""
+    """The pieces of a running server: the WSGI app, its Socket.IO layer, the service and the worker threads."""
 
     flask: Flask
     socketio: SocketIO
     service: DataService
+    workers: ThreadPoolExecutor
+
+    def close(self) -> None:
+        """Stop the worker threads and the service's (pending work is abandoned)."""
+        self.workers.shutdown(wait=False, cancel_futures=True)
+        self.service.close()
 
 
 def build_service(settings: Settings, source=None) -> DataService:
@@ -65,8 +72,10 @@ def create_app(settings: Settings, service: DataService | None = None) -> Server
     service = service or build_service(settings)
     app = Flask("dataprovider")
     app.json.sort_keys = False
-    socketio = SocketIO(app, async_mode="threading")
+    # Each client's events are handled in order on its own thread (see server.events).
+    socketio = SocketIO(app, async_mode="threading", async_handlers=False)
+    workers = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="request")
     app.register_blueprint(make_api(service))
     register_error_handlers(app)
-    register_events(socketio, service)
-    return ServerApp(app, socketio, service)
+    register_events(socketio, service, workers)
+    return ServerApp(app, socketio, service, workers)

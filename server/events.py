@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
-from flask import request
 from flask_socketio import SocketIO
 
 from dataprovider import __version__, protocol
 from dataprovider.errors import DataProviderError, InvalidRequestError
-from dataprovider.service import DataService
+from dataprovider.service import BarsResult, DataService
 
-from .answers import answer_batch, answer_data, internal_error
+from .answers import answer_batch, internal_error, status_reporter
 from .clients import ClientRegistry
 
 __all__ = ["register_events"]
@@ -30,27 +31,25 @@ def _single_payload(args: tuple[Any, ...]) -> object:
     return args[0]
 
 
-def register_events(socketio: SocketIO, service: DataService) -> None:
-    """Attach every protocol event handler to ``socketio``."""
+def register_events(socketio: SocketIO, service: DataService, workers: Executor) -> None:
+    """Attach every protocol event handler to ``socketio``.
 
+    The handlers are registered on the underlying python-socketio server, which
+    calls them with the client's ``sid``: they need no Flask request context,
+    and building one per event would only add latency. The server runs each
+    client's events in order on that client's own thread (``async_handlers``
+    off): a request answered from memory is answered right there, and anything
+    that may wait (a download, a batch) goes to ``workers``, so it never holds
+    up the client's other requests.
+    """
+    server = socketio.server
     clients = ClientRegistry()
 
     def reply(event: str, payload: dict[str, Any], sid: str) -> None:
         with clients.send_lock(sid):  # keeps a message's packets together
-            socketio.emit(event, payload, to=sid)
+            server.emit(event, payload, to=sid)
 
-    @socketio.on("disconnect")
-    def on_disconnect(reason: Any = None) -> None:
-        clients.forget(request.sid)
-
-    @socketio.on(protocol.CANCEL)
-    def on_cancel(payload: Any = None) -> None:
-        request_id = payload.get("request_id") if isinstance(payload, dict) else None
-        if clients.cancel(request.sid, request_id):
-            logger.info("request %s cancelled by its client", request_id)
-
-    @socketio.on("connect")
-    def on_connect(auth: Any = None) -> None:
+    def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         reply(
             protocol.CONNECTION_RESPONSE,
             {
@@ -59,38 +58,63 @@ def register_events(socketio: SocketIO, service: DataService) -> None:
                 "protocol_version": protocol.PROTOCOL_VERSION,
                 "cached_instruments": service.store.count_datasets(),
             },
-            request.sid,
+            sid,
         )
 
-    def guarded(error_event: str, args: tuple[Any, ...], work) -> None:
-        """Run ``work(payload, sid, request_id)``; answer any failure on ``error_event``."""
-        sid = request.sid
-        request_id = protocol.request_id_of(args[0]) if args else None
+    def on_disconnect(sid: str, reason: Any = None) -> None:
+        clients.forget(sid)
+
+    def on_cancel(sid: str, payload: Any = None) -> None:
+        request_id = payload.get("request_id") if isinstance(payload, dict) else None
+        if clients.cancel(sid, request_id):
+            logger.info("request %s cancelled by its client", request_id)
+
+    def guarded(error_event: str, sid: str, request_id: str | None, work: Callable[[], None]) -> None:
+        """Run ``work()``; answer any failure on ``error_event``."""
         try:
-            work(_single_payload(args), sid, request_id)
+            work()
         except DataProviderError as exc:
             reply(error_event, protocol.error_reply(request_id, exc), sid)
         except Exception as exc:  # a bug: still answer, never leave the client waiting
             reply(error_event, protocol.error_reply(request_id, internal_error(request_id, exc)), sid)
 
-    def get_data(payload: object, sid: str, request_id: str | None) -> None:
-        data_request, result = answer_data(service, payload, on_status=lambda p: reply(protocol.DATA_STATUS, p, sid))
-        reply(
-            protocol.DATA_RESPONSE,
-            protocol.data_reply(data_request.request_id, result.summary(), result.bars, data_request.format),
-            sid,
-        )
+    def send_data(sid: str, request: protocol.DataRequest, result: BarsResult) -> None:
+        payload = protocol.data_reply(request.request_id, result.summary(), result.bars, request.format)
+        reply(protocol.DATA_RESPONSE, payload, sid)
 
-    def get_batch_data(payload: object, sid: str, request_id: str | None) -> None:
-        with clients.running(sid, request_id) as cancelled:
-            response = answer_batch(service, payload, lambda p: reply(protocol.BATCH_PROGRESS, p, sid), cancelled)
-        reply(protocol.BATCH_RESPONSE, response, sid)
+    def get_data(sid: str, request_id: str | None, payload: object) -> None:
+        request = protocol.parse_data_request(payload)
+        status = status_reporter(request.request_id, lambda p: reply(protocol.DATA_STATUS, p, sid))
+        result = service.get_bars(request.query, status, wait=False)
+        if result is not None:  # answered from memory, right here
+            send_data(sid, request, result)
+        else:  # it needs the network: a worker waits for it, and this client's other requests go on
+            workers.submit(
+                guarded,
+                protocol.DATA_ERROR,
+                sid,
+                request_id,
+                lambda: send_data(sid, request, service.get_bars(request.query, status)),
+            )
 
-    socketio.on_event(protocol.GET_DATA, lambda *args: guarded(protocol.DATA_ERROR, args, get_data))
-    socketio.on_event(protocol.GET_BATCH_DATA, lambda *args: guarded(protocol.BATCH_ERROR, args, get_batch_data))
+    def get_batch_data(sid: str, request_id: str | None, payload: object) -> None:
+        def run() -> None:
+            with clients.running(sid, request_id) as cancelled:
+                response = answer_batch(service, payload, lambda p: reply(protocol.BATCH_PROGRESS, p, sid), cancelled)
+            reply(protocol.BATCH_RESPONSE, response, sid)
 
-    @socketio.on("*")
-    def on_unknown_event(event: str, *args: Any) -> None:
+        workers.submit(guarded, protocol.BATCH_ERROR, sid, request_id, run)
+
+    def event(error_event: str, handler: Callable[[str, str | None, object], None]):
+        """A handler taking (sid, *args) that checks the arguments and answers any failure."""
+
+        def on_event(sid: str, *args: Any) -> None:
+            request_id = protocol.request_id_of(args[0]) if args else None
+            guarded(error_event, sid, request_id, lambda: handler(sid, request_id, _single_payload(args)))
+
+        return on_event
+
+    def on_unknown_event(event: str, sid: str, *args: Any) -> None:
         request_id = protocol.request_id_of(args[0]) if args else None
         error = InvalidRequestError(
             f"unknown event {str(event)[:64]!r}: the server handles {protocol.GET_DATA!r} and "
@@ -98,4 +122,11 @@ def register_events(socketio: SocketIO, service: DataService) -> None:
             code="UNKNOWN_EVENT",
             details={"event": str(event)[:64]},
         )
-        reply(protocol.DATA_ERROR, protocol.error_reply(request_id, error), request.sid)
+        reply(protocol.DATA_ERROR, protocol.error_reply(request_id, error), sid)
+
+    server.on("connect", on_connect)
+    server.on("disconnect", on_disconnect)
+    server.on(protocol.CANCEL, on_cancel)
+    server.on(protocol.GET_DATA, event(protocol.DATA_ERROR, get_data))
+    server.on(protocol.GET_BATCH_DATA, event(protocol.BATCH_ERROR, get_batch_data))
+    server.on("*", on_unknown_event)

@@ -48,6 +48,8 @@ class Settings:
         Never contact Yahoo Finance; serve the cache alone.
     load_samples : bool
         Load the bundled sample data into the cache where a dataset is missing.
+    workers : int
+        Threads answering requests that may wait (downloads, batches).
     """
 
     host: str = DEFAULT_HOST
@@ -57,3 +59,4 @@ class Settings:
     log_level: str = "INFO"
     offline: bool = False
     load_samples: bool = True
+    workers: int = 8

@@ -16,7 +16,7 @@ from dataprovider.sources.ratelimit import RateLimiter
 from dataprovider.sources.sample import sample_datasets
 from dataprovider.sources.yahoo import YahooSource
 from dataprovider.store import ParquetStore
-from server.app import create_app
+from server.app import ServerApp, create_app
 from server.runner import ServerHandle
 from server.settings import Settings
 from tests.support.clock import FakeClock
@@ -79,6 +79,7 @@ class LiveServer:
     url: str
     service: DataService
     handle: ServerHandle
+    app: ServerApp
     clients: list[DataProviderLocal] = field(default_factory=list)
 
     @property
@@ -116,7 +117,7 @@ def live_server(tmp_path, sample_cache) -> Iterator[Callable[..., LiveServer]]:
         app = create_app(Settings(data_dir=data_dir, offline=source is None, load_samples=False), service)
         handle = ServerHandle(app.flask, "127.0.0.1", 0)
         handle.start()
-        server = LiveServer(handle.url, service, handle)
+        server = LiveServer(handle.url, service, handle, app)
         running.append(server)
         return server
 
@@ -125,4 +126,4 @@ def live_server(tmp_path, sample_cache) -> Iterator[Callable[..., LiveServer]]:
         for client in server.clients:
             client.disconnect()
         server.handle.stop()
-        server.service.close()
+        server.app.close()

@@ -16,11 +16,13 @@ from dataprovider.service import DataService
 
 
 class BarrierService(DataService):
-    """Answers a query only once three are being answered at the same time."""
+    """Answers a query only once three are being answered at the same time (on worker threads)."""
 
     barrier = threading.Barrier(3, timeout=10)
 
-    def get_bars(self, query, on_status=None):
+    def get_bars(self, query, on_status=None, *, wait=True):
+        if not wait:
+            return None  # as if the query needed the network: the server hands it to a worker
         self.barrier.wait()
         return super().get_bars(query, on_status)
 
@@ -30,10 +32,10 @@ class SlowService(DataService):
 
     started: list[str] = []
 
-    def get_bars(self, query, on_status=None):
+    def get_bars(self, query, on_status=None, *, wait=True):
         SlowService.started.append(query.ticker)
         time.sleep(0.05)
-        return super().get_bars(query, on_status)
+        return super().get_bars(query, on_status, wait=wait)
 
 
 SAMPLE_TICKERS = ["SPY", "AAPL", "GOOG", "INTC", "BTC-USD", "ETH-USD", "SOL-USD", "EWG", "CALM", "^GSPC"]

@@ -16,6 +16,7 @@ from dataprovider import (
     InvalidRequestError,
     NotCachedError,
 )
+from dataprovider.service import DataService
 
 
 def closed_port_url() -> str:
@@ -49,22 +50,27 @@ def test_connection_failure_names_the_url(caplog):
     assert "Failed to connect" in caplog.text
 
 
-def test_request_timeout_reports_the_ticker(live_server):
-    server = live_server()
+class StalledService(DataService):
+    """Answers only once released, on a worker thread (as if it were downloading)."""
+
     release = threading.Event()
-    original = server.service.get_bars
 
-    def slow(query, on_status=None):
-        release.wait(10)
-        return original(query, on_status)
+    def get_bars(self, query, on_status=None, *, wait=True):
+        if not wait:
+            return None
+        self.release.wait(10)
+        return super().get_bars(query, on_status)
 
-    server.service.get_bars = slow
+
+def test_request_timeout_reports_the_ticker(live_server):
+    StalledService.release.clear()
+    server = live_server(service_class=StalledService)
     provider = server.client(timeout=0.5)
     errors = []
     try:
         assert provider.get_data_socket("SPY", error_callback=errors.append) is None
     finally:
-        release.set()
+        StalledService.release.set()
     (error,) = errors
     assert error["code"] == "REQUEST_TIMEOUT" and error["ticker"] == "SPY"
     assert error["message"].startswith("Request timeout")

@@ -190,7 +190,7 @@ def test_batch_progress_partial_failure_and_response(raw):
         protocol.GET_BATCH_DATA,
         {"request_id": "b", "tickers": ["SPY", "NOPE", "a/b", "AAPL", "SPY"], "period": "1mo", "local_only": True},
     )
-    progress = [p for name, p in events if name == protocol.BATCH_PROGRESS]
+    progress = [item for name, p in events if name == protocol.BATCH_PROGRESS for item in p["items"]]
     name, reply = events[-1]
     assert name == protocol.BATCH_RESPONSE and reply["request_id"] == "b"
     assert sorted(p["index"] for p in progress) == [1, 2, 3, 4]  # SPY asked twice, answered once
@@ -292,7 +292,7 @@ def test_batch_entries_that_are_not_strings_keep_their_own_key(raw):
         protocol.GET_BATCH_DATA,
         {"request_id": "k", "tickers": ["SPY", 123, "123", None], "local_only": True, "limit": 1},
     )
-    progress = [p for name, p in events if name == protocol.BATCH_PROGRESS]
+    progress = [item for name, p in events if name == protocol.BATCH_PROGRESS for item in p["items"]]
     reply = events[-1][1]
     assert sorted(p["index"] for p in progress) == [1, 2, 3, 4] and reply["total"] == 4
     assert set(reply["errors"]) == {"tickers[1]", "123", "tickers[3]"}
@@ -312,6 +312,20 @@ def test_a_batch_of_hundreds_of_binary_frames_arrives_whole(live_server):
         frame = pd.DataFrame({"Open": i, "High": i, "Low": i, "Close": float(i), "Volume": i}, index=index)
         frame = normalize_frame(frame, protocol.DataResolution.DAY_01, "America/New_York")
         server.store.write(ticker, protocol.DataResolution.DAY_01, frame, DatasetMeta("America/New_York", "test"))
-    frames = server.client().get_batch_data_socket(tickers, period="max", local_only=True, progress=False)
+    seen = []
+    frames = server.client().get_batch_data_socket(
+        tickers, period="max", local_only=True, progress=False, progress_callback=seen.append
+    )
     assert list(frames) == tickers
     assert all(frames[t]["Close"].tolist() == [float(i)] * 10 for i, t in enumerate(tickers))
+    assert [p["index"] for p in seen] == list(range(1, 301))
+    # Progress of tickers that finish close together travels in one event, not 300.
+    raw = RawClient(server.url)
+    try:
+        events = raw.ask(protocol.GET_BATCH_DATA, {"request_id": "c", "tickers": tickers, "local_only": True})
+    finally:
+        raw.close()
+    progress = [p for name, p in events if name == protocol.BATCH_PROGRESS]
+    assert len(progress) < len(tickers) / 10
+    assert [item["index"] for p in progress for item in p["items"]] == list(range(1, 301))
+    assert all(p["index"] == p["items"][-1]["index"] for p in progress)

@@ -71,7 +71,9 @@ def feed(
     for index, (ticker, outcome) in enumerate(outcomes, 1):
         clock.advance(0.5)
         entry = outcome if isinstance(outcome, DataProviderError) else {"rows": outcome}
-        orderer.add(protocol.progress_reply("r", ticker, index, total or len(outcomes), entry))
+        orderer.add(
+            protocol.progress_reply("r", [protocol.progress_item(ticker, index, total or len(outcomes), entry)])
+        )
 
 
 # --------------------------------------------------------------- resolve_mode
@@ -193,6 +195,20 @@ def test_text_bar_is_rewritten_in_place_and_ends_with_the_summary():
     assert summary == BatchSummary(3, {"XYZ": ("NOT_CACHED", NOT_CACHED.message)}, 5898, 1.5)
 
 
+def test_redraws_are_spaced_but_the_first_failure_and_the_end_always_show():
+    clock, stream = FakeClock(), io.StringIO()
+    reporter = make_reporter("text", 100, stream=stream, clock=clock)
+    for index in range(1, 101):  # 100 tickers finishing at the same instant
+        status = "error" if index == 40 else "ok"
+        error = {"code": "NOT_CACHED", "message": "m"} if index == 40 else None
+        reporter.update(
+            {"ticker": f"T{index}", "index": index, "total": 100, "status": status, "rows": 1, "error": error}
+        )
+    drawn = [line.split("]")[1].split()[0] for line in stream.getvalue().split("\r")[2:]]
+    assert drawn == ["1/100", "40/100", "100/100"]
+    assert reporter.done == 100 and reporter.rows == 99  # every update counted, shown or not
+
+
 def test_text_bar_blanks_what_a_shorter_line_leaves():
     clock, stream = FakeClock(), io.StringIO()
     reporter = make_reporter("text", 2, title="1d", stream=stream, clock=clock)
@@ -233,13 +249,13 @@ def test_widget_turns_red_at_the_first_failure_and_ends_full(capsys):
     orderer = ProgressOrderer(reporter.update)
     styles = []
     for index, (ticker, outcome) in enumerate([("SPY", {"rows": 2519}), ("XYZ", NOT_CACHED)], 1):
-        orderer.add(protocol.progress_reply("r", ticker, index, 3, outcome))
+        orderer.add(protocol.progress_reply("r", [protocol.progress_item(ticker, index, 3, outcome)]))
         styles.append((reporter.bar.value, reporter.bar.bar_style))
     assert styles == [(1, ""), (2, "danger")]
     text = reporter.text.value
     assert "<b>2/3</b>" in text and "XYZ" in text and "2,519 rows" in text
     assert "1 failed: " in text and "XYZ: not cached" in text and 'title="XYZ 1d is not in the cache"' in text
-    orderer.add(protocol.progress_reply("r", "AAPL", 3, 3, {"rows": 3379}))
+    orderer.add(protocol.progress_reply("r", [protocol.progress_item("AAPL", 3, 3, {"rows": 3379})]))
     summary = reporter.finish()
     assert (reporter.bar.value, reporter.bar.max, reporter.bar.bar_style) == (3, 3, "danger")
     assert reporter.text.value.startswith("3 tickers, 1 failed (XYZ: not cached), 0.00 s<br>")
@@ -307,7 +323,7 @@ mode = resolve_mode()
 reporter = make_reporter(mode, 3, title="1d bars", clock=lambda: 0.0)
 outcomes = [("SPY", {"rows": 2519}), ("XYZ", NotCachedError("XYZ 1d is not cached")), ("AAPL", {"rows": 3379})]
 for index, (ticker, outcome) in enumerate(outcomes, 1):
-    reporter.update(protocol.progress_reply("r", ticker, index, 3, outcome))
+    reporter.update(protocol.progress_reply("r", [protocol.progress_item(ticker, index, 3, outcome)]))
 reporter.finish()
 print(mode)
 """
