@@ -538,12 +538,12 @@ def _stacked(parts: list[Bars]) -> pa.Table:
     """Several tickers' bars as one table, times in UTC (each ticker's timezone travels in its summary)."""
     if not parts:
         return pa.table({"Date": pa.array([], pa.timestamp("ns", "UTC"))})
-    tables = []
-    for bars in parts:
-        table = bars.table.replace_schema_metadata(None)
-        index = table.column(0).cast(pa.timestamp("ns", "UTC"))
-        tables.append(table.set_column(0, table.schema.field(0).with_type(index.type), index))
-    return pa.concat_tables(tables)
+    times = pa.array(np.concatenate([bars.times for bars in parts]), pa.timestamp("ns", "UTC"))
+    columns = {
+        name: pa.concat_arrays([chunk for bars in parts for chunk in bars.table.column(name).chunks])
+        for name in parts[0].table.schema.names[1:]
+    }
+    return pa.table({parts[0].index_name: times, **columns})
 
 
 def frames_from_batch_reply(reply: dict[str, Any]) -> dict[str, pd.DataFrame]:

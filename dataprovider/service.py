@@ -84,13 +84,13 @@ class BarsResult:
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe facts about the result (no rows): what callbacks and replies carry."""
-        first, last = self.bars.first, self.bars.last
+        start_date, end_date = self.bars.span_iso()
         return {
             "ticker": self.ticker,
             "resolution": self.resolution.value,
             "rows": len(self.bars),
-            "start_date": None if first is None else first.isoformat(),
-            "end_date": None if last is None else last.isoformat(),
+            "start_date": start_date,
+            "end_date": end_date,
             "timezone": self.timezone,
             "source": self.source,
             "stale": self.stale,
