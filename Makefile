@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup serve test lab clean
+.PHONY: setup serve test lab bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "dataprovider needs Python 3.11 or newer"'
@@ -28,5 +28,15 @@ test: setup
 lab: setup
 	$(PY) -m jupyterlab --notebook-dir=notebooks $(ARGS)
 
+## bench: the benchmark suite (ArcticDB, which needs pandas < 3, gets its own environment)
+ARCTIC_VENV := .venv-arcticdb
+$(ARCTIC_VENV)/.installed:
+	$(PYTHON) -m venv $(ARCTIC_VENV)
+	$(ARCTIC_VENV)/bin/python -m pip install --quiet arcticdb pyarrow
+	touch $@
+
+bench: setup $(ARCTIC_VENV)/.installed
+	$(PY) benchmarks/run.py --arcticdb-python $(ARCTIC_VENV)/bin/python --json benchmarks/results.json $(ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(ARCTIC_VENV) .pytest_cache build *.egg-info

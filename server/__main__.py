@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-file", default="data_server.log", help="rotating log file ('' for none)")
     serve.add_argument("--offline", action="store_true", help="never contact Yahoo Finance; serve the cache")
     serve.add_argument("--no-samples", action="store_true", help="do not load the bundled sample data")
+    serve.add_argument("--memory-cache-mb", type=int, default=512, help="memory for hot datasets (default 512)")
+    serve.add_argument("--workers", type=int, default=8, help="threads for downloads and batches (default 8)")
 
     load = commands.add_parser("import", parents=[common], help="load a CSV or Parquet file of bars into the cache")
     load.add_argument("file", type=Path)
@@ -71,6 +73,8 @@ def serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         offline=args.offline,
         load_samples=not args.no_samples,
+        workers=args.workers,
+        memory_cache_mb=args.memory_cache_mb,
     )
     configure_logging(settings.log_level, settings.log_file)
     server_app = create_app(settings)

@@ -44,7 +44,7 @@ def build_service(settings: Settings, source=None) -> DataService:
     Stray temporary files are swept and, unless disabled, the bundled sample data
     is loaded where the cache lacks a dataset.
     """
-    store = ParquetStore(Path(settings.data_dir))
+    store = ParquetStore(Path(settings.data_dir), memory_cache_bytes=settings.memory_cache_mb * 2**20)
     store.sweep_temp_files()
     if source is None and not settings.offline:
         from dataprovider.sources.yahoo import YahooSource

@@ -50,6 +50,8 @@ class Settings:
         Load the bundled sample data into the cache where a dataset is missing.
     workers : int
         Threads answering requests that may wait (downloads, batches).
+    memory_cache_mb : int
+        Memory budget for datasets kept in memory (0: read the files every time).
     """
 
     host: str = DEFAULT_HOST
@@ -60,3 +62,4 @@ class Settings:
     offline: bool = False
     load_samples: bool = True
     workers: int = 8
+    memory_cache_mb: int = 512
