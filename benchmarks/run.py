@@ -33,7 +33,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import requests
 import socketio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import datasets  # noqa: E402
 from dataprovider import DataProviderLocal  # noqa: E402
 from dataprovider.enums import DataResolution  # noqa: E402
+from dataprovider.launcher import free_port, start_process, start_server, stop  # noqa: E402
 
 
 @dataclass
@@ -106,29 +105,6 @@ QUICK = Sizes(
 
 
 # ----------------------------------------------------------------- helpers
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start(command: list[str], health_url: str, log: Path) -> subprocess.Popen:
-    """Start a server process and wait until ``health_url`` answers (any status)."""
-    with open(log, "wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            requests.get(health_url, timeout=1)
-            return process
-        except requests.ConnectionError:
-            if process.poll() is not None:
-                raise RuntimeError(log.read_text()) from None
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"{command} did not start")
-
-
 def samples(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
     """Wall-clock seconds of ``repeats`` calls, after ``warmup`` untimed ones."""
     for _ in range(warmup):
@@ -404,32 +380,21 @@ def main(argv: list[str] | None = None) -> int:
         build_data(data_dir, sizes)
         port, echo_port = free_port(), free_port()
         url, echo_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{echo_port}"
-        server = start(
-            [
-                sys.executable,
-                "-m",
-                "server",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-                "--offline",
-                "--no-samples",
-                "--log-file",
-                "",
-                "--log-level",
-                "WARNING",
-            ],
-            url + "/api/health",
-            work / "server.log",
-        )
+        arguments = [
+            "--data-dir",
+            str(data_dir),
+            "--offline",
+            "--no-samples",
+            "--log-file",
+            "",
+            "--log-level",
+            "WARNING",
+        ]
+        server = start_server(port, *arguments, log=work / "server.log", cwd=ROOT)
         processes.append(server)
+        echo = [sys.executable, str(ROOT / "benchmarks" / "echo_server.py"), str(echo_port)]
         processes.append(
-            start(
-                [sys.executable, str(ROOT / "benchmarks" / "echo_server.py"), str(echo_port)],
-                echo_url + "/socket.io/?EIO=4&transport=polling",
-                work / "echo.log",
-            )
+            start_process(echo, echo_url + "/socket.io/?EIO=4&transport=polling", work / "echo.log", cwd=ROOT)
         )
         rows = [
             *small_requests(url, echo_url, data_dir, sizes),
@@ -441,8 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     finally:
         for process in processes:
-            process.terminate()
-            process.wait(timeout=10)
+            stop(process)
         shutil.rmtree(work, ignore_errors=True)
     print_table(rows)
     if args.json:

@@ -8,64 +8,29 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import requests
 
 from dataprovider import DataProviderLocal
+from dataprovider.launcher import free_port, start_server
 from dataprovider.sources.sample import sample_entries
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW = ROOT / "data" / "sample-sources"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
+def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """``python -m server`` on a free port over ``tmp_path/data``; its console output goes to ``tmp_path/out``."""
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "server",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--log-file",
-            str(tmp_path / "server.log"),
-            *args,
-        ],
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url + "/api/health", timeout=1)
-            return process, url
-        except requests.ConnectionError:
-            if process.poll() is not None:
-                raise AssertionError(process.stdout.read()) from None
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("server did not start")
+    files = ["--data-dir", str(tmp_path / "data"), "--log-file", str(tmp_path / "server.log")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return start_server(port, *files, *args, log=tmp_path / "out", cwd=tmp_path, env=env), f"http://127.0.0.1:{port}"
 
 
 def test_serves_sample_data_without_a_terminal_and_stops_on_sigterm(tmp_path):
-    process, url = start_server(tmp_path, "--offline")
+    process, url = start(tmp_path, "--offline")
     try:
         provider = DataProviderLocal(url, timeout=10)
         df = provider.get_data_socket("SPY", "1d", "1y", local_only=True)
@@ -73,7 +38,8 @@ def test_serves_sample_data_without_a_terminal_and_stops_on_sigterm(tmp_path):
         assert len(provider.get_instruments_local()) == len(sample_entries())
     finally:
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=20)
+        process.wait(timeout=20)
+    output = (tmp_path / "out").read_text()
     assert process.returncode == 0, output
     assert "serving http://127.0.0.1" in output and "shutting down" in output
     assert "serving http://127.0.0.1" in (tmp_path / "server.log").read_text()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import socket
-
 from dataprovider import DataProviderLocal
-from dataprovider.launcher import STARTED, _stop, ensure_server
+from dataprovider.launcher import STARTED, ensure_server, free_port, stop
 
 
 def test_uses_a_running_server(live_server, monkeypatch):
@@ -16,14 +14,12 @@ def test_uses_a_running_server(live_server, monkeypatch):
 
 
 def test_starts_one_when_none_answers(tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    url = f"http://127.0.0.1:{free_port()}"
     try:
         assert ensure_server(url, data_dir=tmp_path / "data") == url
         frame = DataProviderLocal(url).get_data_socket("SPY", limit=3, local_only=True)
         assert len(frame) == 3
         assert ensure_server(url) == url  # now it answers: nothing new is started
     finally:
-        _stop(STARTED.pop(url))
+        stop(STARTED.pop(url))
     assert STARTED.get(url) is None
