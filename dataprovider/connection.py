@@ -1,9 +1,9 @@
 """One Socket.IO connection to the server, shared by every request of a client.
 
 Requests are matched to replies by ``request_id``, so many can be in flight on
-one connection. Socket handlers (each on its own thread in python-socketio's
-client) only put replies on the waiting request's queue; the thread that made
-the request drains it. The connection opens on the first request and, unless
+one connection. Incoming messages are handled in order on the connection's read
+loop, where handlers only put each reply on its request's queue; the thread that
+made the request drains it and runs the user's callbacks. The connection opens on the first request and, unless
 the user holds it open (:meth:`SocketConnection.open` with ``hold=True``),
 closes when the last request that asked for ``auto_disconnect`` ends.
 """

@@ -28,7 +28,7 @@ import pyarrow as pa
 from .bars import Bars, frame_from_batches, frame_from_table
 from .enums import DataPeriod, DataResolution
 from .errors import DataProviderError, InvalidRequestError
-from .frames import OHLCV_COLUMNS
+from .frames import OHLCV_COLUMNS, empty_frame
 from .instruments import validate_ticker
 from .query import BarsQuery, TimeBound
 
@@ -505,6 +505,7 @@ def batch_reply(
     errors: dict[str, DataProviderError],
     elapsed: float,
     fmt: str,
+    index_name: str = "Date",
 ) -> dict[str, Any]:
     """The payload of a ``batch_response``: per-ticker summaries and bars, and per-ticker errors.
 
@@ -530,14 +531,15 @@ def batch_reply(
         ticker: {**summary, "offset": int(offset)}
         for (ticker, (summary, _)), offset in zip(results.items(), offsets[:-1], strict=True)
     }
-    reply["data"] = {"format": "arrow", "chunks": arrow_messages(_stacked([bars for _, bars in results.values()]))}
+    stacked = _stacked([bars for _, bars in results.values()], index_name)
+    reply["data"] = {"format": "arrow", "chunks": arrow_messages(stacked)}
     return reply
 
 
-def _stacked(parts: list[Bars]) -> pa.Table:
+def _stacked(parts: list[Bars], index_name: str) -> pa.Table:
     """Several tickers' bars as one table, times in UTC (each ticker's timezone travels in its summary)."""
     if not parts:
-        return pa.table({"Date": pa.array([], pa.timestamp("ns", "UTC"))})
+        return Bars.from_frame(empty_frame(DataResolution.DAY_01, "UTC").rename_axis(index_name)).table
     times = pa.array(np.concatenate([bars.times for bars in parts]), pa.timestamp("ns", "UTC"))
     columns = {
         name: pa.concat_arrays([chunk for bars in parts for chunk in bars.table.column(name).chunks])

@@ -122,8 +122,9 @@ def error_from_reply(reply: dict[str, Any], ticker: str | None = None) -> DataPr
 class ProgressOrderer:
     """Releases ``batch_progress`` payloads in index order, whatever order they arrive in.
 
-    Socket.IO handlers run on their own threads, so progress messages can be
-    handled out of order; this holds early ones until the gap before them fills.
+    Replies of a batch answered by several worker threads can finish in any
+    order, and a progress event can lag behind the final reply; this holds early
+    ones until the gap before them fills.
     :meth:`finish` fills remaining gaps from the final reply so every ticker is
     reported exactly once.
     """

@@ -90,13 +90,16 @@ def answer_batch(
     for ticker, error in request.invalid.items():
         record(ticker, error)
     service.get_batch(request.query, request.tickers, on_item=record, cancelled=cancelled)
-    if cancelled is not None and cancelled.is_set():
+    if len(results) + len(errors) < total:  # only a cancel leaves tickers unanswered
         raise RequestCancelledError(
             f"batch {request.request_id} was cancelled after {len(results) + len(errors)} of {total} tickers",
             details={"done": len(results) + len(errors), "total": total},
         )
     ordered = {ticker: results[ticker] for ticker in request.tickers if ticker in results}
-    return protocol.batch_reply(request.request_id, ordered, errors, time.monotonic() - started, request.format)
+    index_name = request.query.resolution.index_name
+    return protocol.batch_reply(
+        request.request_id, ordered, errors, time.monotonic() - started, request.format, index_name
+    )
 
 
 def internal_error(request_id: str | None, exc: BaseException) -> InternalServerError:

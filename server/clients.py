@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 __all__ = ["ClientRegistry"]
@@ -21,38 +19,49 @@ class ClientRegistry:
 
     A message with binary attachments goes out as several packets, and
     python-socketio does not keep two threads' packets apart, so each client has
-    a send lock. Requests in progress have a cancel event, set when the client
-    cancels them or disconnects.
+    a send lock. Requests that may take a while have a cancel event from the
+    moment they are accepted (queued or running), set when the client cancels
+    them or disconnects. A client is known from :meth:`add` until :meth:`forget`.
     """
 
     def __init__(self) -> None:
         self._clients: dict[str, _Client] = {}
         self._guard = threading.Lock()
 
-    def _client(self, sid: str) -> _Client:
+    def add(self, sid: str) -> None:
+        """A client connected."""
         with self._guard:
-            return self._clients.setdefault(sid, _Client())
+            self._clients.setdefault(sid, _Client())
 
     def send_lock(self, sid: str) -> threading.Lock:
-        """The lock to hold while sending one message to ``sid``."""
-        return self._client(sid).send_lock
+        """The lock to hold while sending one message to ``sid`` (a throwaway one once it has left)."""
+        with self._guard:
+            client = self._clients.get(sid)
+        return client.send_lock if client is not None else threading.Lock()
 
-    @contextlib.contextmanager
-    def running(self, sid: str, request_id: str | None) -> Iterator[threading.Event]:
-        """Register a request for the duration of the block; yields its cancel event."""
+    def accept(self, sid: str, request_id: str) -> threading.Event:
+        """Register a request that may be cancelled; returns its cancel event (already set if the client left)."""
         cancelled = threading.Event()
-        client = self._client(sid)
-        if request_id is not None:
-            client.running[request_id] = cancelled
-        try:
-            yield cancelled
-        finally:
-            if request_id is not None and client.running.get(request_id) is cancelled:
-                del client.running[request_id]
+        with self._guard:
+            client = self._clients.get(sid)
+            if client is None:
+                cancelled.set()
+            else:
+                client.running[request_id] = cancelled
+        return cancelled
+
+    def done(self, sid: str, request_id: str) -> None:
+        """The request is answered: nothing left to cancel."""
+        with self._guard:
+            client = self._clients.get(sid)
+            if client is not None:
+                client.running.pop(request_id, None)
 
     def cancel(self, sid: str, request_id: object) -> bool:
-        """Cancel one request of ``sid``; False if it is not running."""
-        event = self._client(sid).running.get(request_id) if isinstance(request_id, str) else None
+        """Cancel one request of ``sid``; False if it is not waiting or running."""
+        with self._guard:
+            client = self._clients.get(sid)
+            event = client.running.get(request_id) if client is not None and isinstance(request_id, str) else None
         if event is not None:
             event.set()
         return event is not None

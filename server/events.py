@@ -50,6 +50,7 @@ def register_events(socketio: SocketIO, service: DataService, workers: Executor)
             server.emit(event, payload, to=sid)
 
     def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        clients.add(sid)
         reply(
             protocol.CONNECTION_RESPONSE,
             {
@@ -98,17 +99,27 @@ def register_events(socketio: SocketIO, service: DataService, workers: Executor)
             )
 
     def get_batch_data(sid: str, request_id: str | None, payload: object) -> None:
+        cancelled = clients.accept(sid, request_id)  # cancellable from now on, even while queued
+
         def run() -> None:
-            with clients.running(sid, request_id) as cancelled:
+            try:
                 response = answer_batch(service, payload, lambda p: reply(protocol.BATCH_PROGRESS, p, sid), cancelled)
+            finally:
+                clients.done(sid, request_id)
             reply(protocol.BATCH_RESPONSE, response, sid)
 
         workers.submit(guarded, protocol.BATCH_ERROR, sid, request_id, run)
 
     def event(error_event: str, handler: Callable[[str, str | None, object], None]):
-        """A handler taking (sid, *args) that checks the arguments and answers any failure."""
+        """A handler taking (sid, *args) that checks the arguments and answers any failure.
+
+        A request sent without a ``request_id`` gets one here, so every reply
+        to it, errors included, carries the same id.
+        """
 
         def on_event(sid: str, *args: Any) -> None:
+            if len(args) == 1 and isinstance(args[0], dict) and "request_id" not in args[0]:
+                args = ({**args[0], "request_id": protocol.new_request_id()},)
             request_id = protocol.request_id_of(args[0]) if args else None
             guarded(error_event, sid, request_id, lambda: handler(sid, request_id, _single_payload(args)))
 
@@ -117,8 +128,8 @@ def register_events(socketio: SocketIO, service: DataService, workers: Executor)
     def on_unknown_event(event: str, sid: str, *args: Any) -> None:
         request_id = protocol.request_id_of(args[0]) if args else None
         error = InvalidRequestError(
-            f"unknown event {str(event)[:64]!r}: the server handles {protocol.GET_DATA!r} and "
-            f"{protocol.GET_BATCH_DATA!r}",
+            f"unknown event {str(event)[:64]!r}: the server handles {protocol.GET_DATA!r}, "
+            f"{protocol.GET_BATCH_DATA!r} and {protocol.CANCEL!r}",
             code="UNKNOWN_EVENT",
             details={"event": str(event)[:64]},
         )

@@ -329,3 +329,21 @@ def test_a_batch_of_hundreds_of_binary_frames_arrives_whole(live_server):
     assert len(progress) < len(tickers) / 10
     assert [item["index"] for p in progress for item in p["items"]] == list(range(1, 301))
     assert all(p["index"] == p["items"][-1]["index"] for p in progress)
+
+
+def test_replies_to_a_request_without_id_all_carry_the_generated_one(raw):
+    events = raw.ask(protocol.GET_DATA, {"ticker": "NOPE", "local_only": True})
+    ((name, reply),) = events
+    assert name == protocol.DATA_ERROR and reply["code"] == "NOT_CACHED"
+    assert isinstance(reply["request_id"], str) and len(reply["request_id"]) == 32
+
+
+def test_a_batch_where_every_ticker_fails_still_sends_a_well_formed_stream(raw):
+    events = raw.ask(
+        protocol.GET_BATCH_DATA, {"request_id": "f", "tickers": ["NOPE"], "local_only": True, "format": "arrow"}
+    )
+    reply = events[-1][1]
+    assert reply["results"] == {} and set(reply["errors"]) == {"NOPE"}
+    frame = protocol.decode_frame(reply["data"])
+    assert frame.empty and list(frame.columns) == ["Open", "High", "Low", "Close", "Volume"]
+    assert frame.index.name == "Date"
