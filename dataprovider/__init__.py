@@ -8,6 +8,7 @@ from ._version import __version__
 from .client import DataProviderLocal
 from .enums import DataPeriod, DataResolution
 from .errors import (
+    AuthenticationError,
     CacheCorruptError,
     ConnectionFailedError,
     DataNotFoundError,
@@ -30,6 +31,7 @@ from .errors import (
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "AuthenticationError",
     "CacheCorruptError",
     "ConnectionFailedError",
     "DataNotFoundError",

@@ -48,6 +48,8 @@ class DataProviderLocal:
     raise_errors : bool
         Raise :class:`~dataprovider.errors.DataProviderError` subclasses instead
         of returning None / leaving tickers out and reporting the error.
+    token : str, optional
+        The server's token, if it requires one; default ``$DATAPROVIDER_TOKEN``.
 
     Examples
     --------
@@ -58,12 +60,15 @@ class DataProviderLocal:
     >>> df = await provider.get_data_async("SPY")                       # in a notebook cell
     """
 
-    def __init__(self, url: str | None = None, timeout: float = 30.0, *, raise_errors: bool = False) -> None:
+    def __init__(
+        self, url: str | None = None, timeout: float = 30.0, *, raise_errors: bool = False, token: str | None = None
+    ) -> None:
         self.url = (url or os.environ.get("DATAPROVIDER_URL") or DEFAULT_URL).rstrip("/")
         self.timeout = timeout
         self.raise_errors = raise_errors
-        self._socket = SocketConnection(self.url, timeout)
-        self._rest = RestTransport(self.url, timeout)
+        token = token or os.environ.get("DATAPROVIDER_TOKEN") or None
+        self._socket = SocketConnection(self.url, timeout, token)
+        self._rest = RestTransport(self.url, timeout, token)
 
     # ------------------------------------------------------------ connection
     @property

@@ -131,11 +131,15 @@ class SocketConnection:
         The server's base URL.
     timeout : float
         Seconds without any message about a request before it times out.
+    token : str, optional
+        The server's token, sent in the connection's ``auth`` payload.
     """
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, token: str | None = None) -> None:
         self.url = url
         self.timeout = timeout
+        self.token = token
+        self._refusal: Any = None
         self.server_info: dict[str, Any] = {}
         self._pending: dict[str, queue.Queue] = {}
         self._pending_guard = threading.Lock()
@@ -157,6 +161,7 @@ class SocketConnection:
             sio.on(event, self._enqueue_handler(event))
         sio.on(protocol.CONNECTION_RESPONSE, self._on_connection_response)
         sio.on("disconnect", self._on_disconnect)
+        sio.on("connect_error", self._on_connect_error)
         return sio
 
     @property
@@ -175,9 +180,14 @@ class SocketConnection:
         with self._state_guard:
             if not self._sio.connected:
                 self._sio = self._new_socket()
+                self._refusal = None
+                auth = {"token": self.token} if self.token is not None else None
                 try:
-                    self._sio.connect(self.url, transports=["websocket"], wait_timeout=self.timeout)
+                    self._sio.connect(self.url, auth=auth, transports=["websocket"], wait_timeout=self.timeout)
                 except (socketio.exceptions.ConnectionError, OSError, ValueError) as exc:
+                    reason = self._refusal.get("data") if isinstance(self._refusal, dict) else None
+                    if isinstance(reason, dict) and "code" in reason:
+                        raise error_from_payload(reason) from exc  # the server said why (UNAUTHORIZED)
                     raise ConnectionFailedError(
                         f"Failed to connect to WebSocket server at {self.url}: {exc}. "
                         "Is the server running? Start it with `python -m server` (or `make serve`).",
@@ -293,6 +303,9 @@ class SocketConnection:
                 logger.debug("dropping %s for request %s, which is no longer awaited", event, request_id)
 
         return handler
+
+    def _on_connect_error(self, data: Any = None) -> None:
+        self._refusal = data
 
     def _on_connection_response(self, payload: dict[str, Any]) -> None:
         self.server_info = dict(payload or {})

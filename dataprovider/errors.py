@@ -18,6 +18,7 @@ builtin, so ``except KeyError`` or ``except TimeoutError`` work as expected::
     ├── CacheError(OSError)
     │   ├── CacheCorruptError                          CACHE_CORRUPT
     │   └── StorageFullError                           STORAGE_FULL
+    ├── AuthenticationError(PermissionError)           UNAUTHORIZED
     ├── ServerBusyError                                BUSY
     ├── RequestCancelledError                          CANCELLED
     ├── InternalServerError                            INTERNAL
@@ -30,6 +31,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AuthenticationError",
     "CacheCorruptError",
     "CacheError",
     "ConnectionFailedError",
@@ -191,6 +193,13 @@ class StorageFullError(CacheError):
     http_status = 507
 
 
+class AuthenticationError(DataProviderError, PermissionError):
+    """The server requires a token and none, or a wrong one, was sent."""
+
+    default_code = "UNAUTHORIZED"
+    http_status = 401
+
+
 class ServerBusyError(DataProviderError):
     """The server is at its limit of requests; retry shortly."""
 
@@ -254,6 +263,7 @@ ERROR_CLASSES: dict[str, type[DataProviderError]] = {
             UpstreamTimeoutError,
             CacheCorruptError,
             StorageFullError,
+            AuthenticationError,
             ServerBusyError,
             RequestCancelledError,
             InternalServerError,

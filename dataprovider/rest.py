@@ -23,12 +23,16 @@ class RestTransport:
         The server's base URL.
     timeout : float
         Seconds to wait for each answer.
+    token : str, optional
+        The server's token, sent as ``Authorization: Bearer <token>``.
     """
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, token: str | None = None) -> None:
         self.url = url
         self.timeout = timeout
         self._session = requests.Session()
+        if token is not None:
+            self._session.headers["Authorization"] = f"Bearer {token}"
 
     def data(self, ticker: str, params: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
         """``GET /api/data/<ticker>`` as Arrow: the frame and the result's summary."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -47,6 +48,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-samples", action="store_true", help="do not load the bundled sample data")
     serve.add_argument("--memory-cache-mb", type=int, default=512, help="memory for hot datasets (default 512)")
     serve.add_argument("--workers", type=int, default=8, help="threads for downloads and batches (default 8)")
+    serve.add_argument("--token", help="require this token from every client (default: $DATAPROVIDER_TOKEN)")
+    serve.add_argument(
+        "--insecure-no-auth", action="store_true", help="allow a non-loopback --host without a token (not advised)"
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin allowed besides the server's own, e.g. http://localhost:8888 (repeatable; "
+        "default: $DATAPROVIDER_ALLOWED_ORIGINS, comma-separated)",
+    )
 
     load = commands.add_parser("import", parents=[common], help="load a CSV or Parquet file of bars into the cache")
     load.add_argument("file", type=Path)
@@ -54,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--resolution", required=True, choices=DataResolution.values())
     load.add_argument("--timezone", help="timezone of naive timestamps (default: guessed from the ticker)")
     return parser
+
+
+def _split(text: str) -> list[str]:
+    """The non-empty, stripped items of a comma-separated list."""
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -75,8 +93,18 @@ def serve(args: argparse.Namespace) -> int:
         load_samples=not args.no_samples,
         workers=args.workers,
         memory_cache_mb=args.memory_cache_mb,
+        token=args.token or os.environ.get("DATAPROVIDER_TOKEN") or None,
+        insecure_no_auth=args.insecure_no_auth,
+        allowed_origins=tuple(args.allow_origin or _split(os.environ.get("DATAPROVIDER_ALLOWED_ORIGINS", ""))),
     )
     configure_logging(settings.log_level, settings.log_file)
+    try:
+        settings.check_exposure()
+    except ValueError as exc:
+        logger.error("%s", exc)
+        return 2
+    if settings.insecure_no_auth and settings.token is None:
+        logger.warning("serving %s WITHOUT a token (--insecure-no-auth): anyone reaching it can use it", settings.host)
     server_app = create_app(settings)
     # Everything made at start-up lives as long as the process: keeping it out of the
     # garbage collector's scans shortens the collections that land in the middle of requests.

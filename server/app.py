@@ -14,6 +14,7 @@ from dataprovider.service import DataService
 from dataprovider.sources.sample import sample_datasets
 from dataprovider.store import ParquetStore
 
+from .auth import install_rest_guard, origin_checker
 from .events import register_events
 from .routes import make_api, register_error_handlers
 from .settings import Settings
@@ -73,9 +74,12 @@ def create_app(settings: Settings, service: DataService | None = None) -> Server
     app = Flask("dataprovider")
     app.json.sort_keys = False
     # Each client's events are handled in order on its own thread (see server.events).
-    socketio = SocketIO(app, async_mode="threading", async_handlers=False)
+    # Browsers: the server's own origin, plus only those allowed explicitly (never '*').
+    origins = origin_checker(settings.allowed_origins)
+    socketio = SocketIO(app, async_mode="threading", async_handlers=False, cors_allowed_origins=origins)
     workers = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="request")
+    install_rest_guard(app, settings.token, settings.allowed_origins)
     app.register_blueprint(make_api(service))
     register_error_handlers(app)
-    register_events(socketio, service, workers)
+    register_events(socketio, service, workers, settings.token)
     return ServerApp(app, socketio, service, workers)

@@ -8,12 +8,14 @@ from concurrent.futures import Executor
 from typing import Any
 
 from flask_socketio import SocketIO
+from socketio import exceptions as socketio_exceptions
 
 from dataprovider import __version__, protocol
 from dataprovider.errors import DataProviderError, InvalidRequestError
 from dataprovider.service import BarsResult, DataService
 
 from .answers import answer_batch, internal_error, status_reporter
+from .auth import socket_token, token_matches, unauthorized
 from .clients import ClientRegistry
 
 __all__ = ["register_events"]
@@ -31,7 +33,7 @@ def _single_payload(args: tuple[Any, ...]) -> object:
     return args[0]
 
 
-def register_events(socketio: SocketIO, service: DataService, workers: Executor) -> None:
+def register_events(socketio: SocketIO, service: DataService, workers: Executor, token: str | None = None) -> None:
     """Attach every protocol event handler to ``socketio``.
 
     The handlers are registered on the underlying python-socketio server, which
@@ -40,7 +42,8 @@ def register_events(socketio: SocketIO, service: DataService, workers: Executor)
     client's events in order on that client's own thread (``async_handlers``
     off): a request answered from memory is answered right there, and anything
     that may wait (a download, a batch) goes to ``workers``, so it never holds
-    up the client's other requests.
+    up the client's other requests. With a ``token``, a connection that does not
+    present it is refused with an UNAUTHORIZED reason.
     """
     server = socketio.server
     clients = ClientRegistry()
@@ -50,6 +53,11 @@ def register_events(socketio: SocketIO, service: DataService, workers: Executor)
             server.emit(event, payload, to=sid)
 
     def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        presented = socket_token(auth)
+        if not token_matches(token, presented):
+            error = unauthorized("socket", presented is not None)
+            # The client sees {"message": ..., "data": <the error payload>} in its connect_error.
+            raise socketio_exceptions.ConnectionRefusedError(error.message, error.to_payload())
         clients.add(sid)
         reply(
             protocol.CONNECTION_RESPONSE,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import platformdirs
 
+from .auth import is_loopback
+
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Settings", "default_data_dir"]
 
 DEFAULT_HOST = "127.0.0.1"
@@ -52,6 +54,13 @@ class Settings:
         Threads answering requests that may wait (downloads, batches).
     memory_cache_mb : int
         Memory budget for datasets kept in memory (0: read the files every time).
+    token : str or None
+        The shared secret clients must present (None: no check; only allowed on
+        loopback unless ``insecure_no_auth``).
+    insecure_no_auth : bool
+        Serve a non-loopback address without a token (the caller was warned).
+    allowed_origins : tuple of str
+        Browser origins allowed besides the server's own (never '*').
     """
 
     host: str = DEFAULT_HOST
@@ -63,3 +72,21 @@ class Settings:
     load_samples: bool = True
     workers: int = 8
     memory_cache_mb: int = 512
+    token: str | None = None
+    insecure_no_auth: bool = False
+    allowed_origins: tuple[str, ...] = ()
+
+    def check_exposure(self) -> None:
+        """Refuse a non-loopback address without a token (unless explicitly insecure).
+
+        Raises
+        ------
+        ValueError
+            With what to do instead.
+        """
+        if not is_loopback(self.host) and self.token is None and not self.insecure_no_auth:
+            raise ValueError(
+                f"refusing to serve {self.host} without a token: anyone who can reach it could use it. "
+                "Set one with --token or $DATAPROVIDER_TOKEN (clients pass it as DataProviderLocal(token=...)), "
+                "or pass --insecure-no-auth if you really want an open server"
+            )

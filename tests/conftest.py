@@ -95,10 +95,11 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(tmp_path, sample_cache) -> Iterator[Callable[..., LiveServer]]:
-    """``start(source=None, samples=True, clock=None, policy=None, service_class=DataService)``.
+    """``start(source=None, samples=True, clock=None, policy=None, service_class=DataService, **settings)``.
 
     Serves a fresh data dir; with ``samples`` it starts as a copy of the bundled
-    sample data. ``service_class`` lets a test put a DataService subclass behind the server.
+    sample data. ``service_class`` lets a test put a DataService subclass behind the
+    server; other keywords are server Settings (token, allowed_origins, ...).
     """
     running: list[LiveServer] = []
 
@@ -109,12 +110,13 @@ def live_server(tmp_path, sample_cache) -> Iterator[Callable[..., LiveServer]]:
         clock=None,
         policy: RefreshPolicy | None = None,
         service_class: type[DataService] = DataService,
+        **settings,
     ) -> LiveServer:
         data_dir = tmp_path / f"data{len(running)}"
         if samples:
             shutil.copytree(sample_cache, data_dir)
         service = service_class(ParquetStore(data_dir), source, clock=clock, policy=policy)
-        app = create_app(Settings(data_dir=data_dir, offline=source is None, load_samples=False), service)
+        app = create_app(Settings(data_dir=data_dir, offline=source is None, load_samples=False, **settings), service)
         handle = ServerHandle(app.flask, "127.0.0.1", 0)
         handle.start()
         server = LiveServer(handle.url, service, handle, app)
