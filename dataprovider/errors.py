@@ -5,7 +5,7 @@ back into the matching exception class. Each class also inherits a fitting
 builtin, so ``except KeyError`` or ``except TimeoutError`` work as expected::
 
     DataProviderError(Exception)                       .code .message .field .details .ticker
-    ├── InvalidRequestError(ValueError)                INVALID_*, BATCH_TOO_LARGE, UNKNOWN_EVENT
+    ├── InvalidRequestError(ValueError)                INVALID_*, BATCH_TOO_LARGE, REQUEST_TOO_LARGE, UNKNOWN_*
     ├── DataNotFoundError(LookupError)
     │   ├── NotCachedError                             NOT_CACHED
     │   ├── NoDataError                                NO_DATA
@@ -51,6 +51,8 @@ __all__ = [
     "UpstreamRateLimitedError",
     "UpstreamTimeoutError",
     "UpstreamUnavailableError",
+    "code_for_http_status",
+    "describe_value",
     "error_from_payload",
 ]
 
@@ -243,6 +245,7 @@ _VALIDATION_CODES = (
     "INVALID_FORMAT",
     "INVALID_FILE",
     "BATCH_TOO_LARGE",
+    "REQUEST_TOO_LARGE",
     "UNKNOWN_EVENT",
     "UNKNOWN_ENDPOINT",
     "METHOD_NOT_ALLOWED",
@@ -274,12 +277,61 @@ ERROR_CLASSES: dict[str, type[DataProviderError]] = {
 }
 
 
-_HTTP_STATUS_OVERRIDES = {"UNKNOWN_ENDPOINT": 404, "METHOD_NOT_ALLOWED": 405}
+_HTTP_STATUS_OVERRIDES = {"UNKNOWN_ENDPOINT": 404, "METHOD_NOT_ALLOWED": 405, "REQUEST_TOO_LARGE": 413}
+# HTTP errors raised by the web server itself (not by a handler), and the code each is answered with.
+_HTTP_ERROR_CODES = {
+    404: "UNKNOWN_ENDPOINT",
+    405: "METHOD_NOT_ALLOWED",
+    413: "REQUEST_TOO_LARGE",
+    414: "REQUEST_TOO_LARGE",
+    431: "REQUEST_TOO_LARGE",
+    505: "INVALID_PAYLOAD",  # HTTP Version Not Supported: the request's fault
+}
 
 
 def http_status_for(code: str) -> int:
     """The HTTP status that fits an error code (404 for NOT_CACHED, ...)."""
     return _HTTP_STATUS_OVERRIDES.get(code) or ERROR_CLASSES.get(code, InternalServerError).http_status
+
+
+def code_for_http_status(status: int) -> str:
+    """The error code for an HTTP error the web layer raises itself (other 4xx: INVALID_PAYLOAD; 5xx: INTERNAL).
+
+    Examples
+    --------
+    >>> code_for_http_status(414), code_for_http_status(400), code_for_http_status(500)
+    ('REQUEST_TOO_LARGE', 'INVALID_PAYLOAD', 'INTERNAL')
+    """
+    return _HTTP_ERROR_CODES.get(status) or ("INTERNAL" if status >= 500 else "INVALID_PAYLOAD")
+
+
+#: Longest rendering of a request value quoted in an error message.
+_SHOWN_CHARS = 40
+_KIND_NAMES = {list: "a list", dict: "an object", bytes: "binary data"}
+
+
+def describe_value(value: object) -> str:
+    """A short, safe rendering of a request value for an error message, in JSON terms.
+
+    Strings are quoted and cut to 40 characters; numbers, booleans and null are
+    shown as JSON writes them; containers and binary data by their kind only, so
+    a message never grows with what was sent.
+
+    Examples
+    --------
+    >>> describe_value("x" * 50), describe_value(None), describe_value([1, 2]), describe_value(1e100)
+    ("'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... (50 characters)", 'null', 'a list', '1e+100')
+    """
+    if isinstance(value, str):
+        shown = repr(value[:_SHOWN_CHARS])
+        return shown if len(value) <= _SHOWN_CHARS else f"{shown}... ({len(value)} characters)"
+    if isinstance(value, bool) or value is None:
+        return "true" if value is True else "false" if value is False else "null"
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10**_SHOWN_CHARS else f"a number of over {_SHOWN_CHARS} digits"
+    if isinstance(value, float):
+        return repr(value)
+    return _KIND_NAMES.get(type(value), f"a {type(value).__name__}")
 
 
 def error_from_payload(payload: dict[str, Any]) -> DataProviderError:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, describe_value
 
-__all__ = ["MAX_TICKER_LENGTH", "guess_timezone", "is_crypto", "validate_ticker"]
+__all__ = ["MAX_TICKER_LENGTH", "TICKER_PATTERN", "guess_timezone", "is_crypto", "validate_ticker"]
 
 MAX_TICKER_LENGTH = 32
-_TICKER_RE = re.compile(r"\^?[A-Z0-9](?:[A-Z0-9=]|[.\-](?=[A-Z0-9=]))*")
+#: What a ticker looks like (any case), written so Python and JSON Schema (ECMA-262) read it alike:
+#: a '.' or '-' is always followed by a letter, digit or '='.
+TICKER_PATTERN = r"\^?[A-Za-z0-9](?:[A-Za-z0-9=]|[.\-][A-Za-z0-9=])*"
+_TICKER_RE = re.compile(TICKER_PATTERN, re.ASCII)
 
 _CRYPTO_QUOTES = ("USD", "USDT", "USDC", "EUR", "GBP", "JPY", "BTC", "ETH")
 
@@ -57,21 +60,20 @@ def validate_ticker(value: object, field: str = "ticker") -> str:
     dataprovider.errors.InvalidRequestError: INVALID_TICKER: ...
     """
     if not isinstance(value, str):
+        missing = f"{field} is missing" if value is None else f"{field} must be a string; got {describe_value(value)}"
         raise InvalidRequestError(
-            f"{field} must be a string such as 'SPY' or 'BTC-USD'; got {type(value).__name__}",
-            code="INVALID_TICKER",
-            field=field,
+            f"{missing}: send a Yahoo Finance symbol such as 'SPY' or 'BTC-USD'", code="INVALID_TICKER", field=field
         )
-    shown = repr(value[:40]) + ("..." if len(value) > 40 else "")
+    shown = describe_value(value)
     if not value:
         problem = "is empty"
     elif len(value) > MAX_TICKER_LENGTH:
         problem = f"is longer than {MAX_TICKER_LENGTH} characters"
     elif value != value.strip():
-        problem = "has leading or trailing spaces"
+        problem = "has leading or trailing whitespace"
     elif not value.isascii():
         problem = "has non-ASCII characters"
-    elif not _TICKER_RE.fullmatch(value.upper()):
+    elif not _TICKER_RE.fullmatch(value):
         problem = "has characters a Yahoo symbol cannot have"
     else:
         return value.upper()

@@ -16,7 +16,10 @@ Nothing is ever pickled in either direction.
 
 from __future__ import annotations
 
+import json
 import math
+import re
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,15 +27,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pandas.errors import OutOfBoundsDatetime
+from socketio.packet import Packet
 
 from .bars import Bars, frame_from_batches, frame_from_table
 from .enums import DataPeriod, DataResolution
-from .errors import DataProviderError, InvalidRequestError
+from .errors import DataProviderError, InvalidRequestError, describe_value
 from .frames import OHLCV_COLUMNS, empty_frame
 from .instruments import validate_ticker
 from .query import BarsQuery, TimeBound
 
 __all__ = [
+    "ARROW_MIME",
     "BATCH_ERROR",
     "BATCH_PROGRESS",
     "BATCH_RESPONSE",
@@ -42,18 +48,27 @@ __all__ = [
     "DATA_ERROR",
     "DATA_RESPONSE",
     "DATA_STATUS",
+    "EARLIEST_YEAR",
     "GET_BATCH_DATA",
     "GET_DATA",
+    "LATEST_YEAR",
     "MAX_BATCH_TICKERS",
     "MAX_LIMIT",
+    "MAX_MESSAGE_BYTES",
     "PROGRESS_INTERVAL",
     "PROTOCOL_VERSION",
+    "REST_FORMATS",
     "BatchRequest",
     "DataRequest",
+    "WirePacket",
+    "check_query_string",
     "decode_frame",
     "encode_bars",
     "parse_batch_request",
     "parse_data_request",
+    "parse_json_body",
+    "payload_from_query_args",
+    "read_json_int",
 ]
 
 PROTOCOL_VERSION = 1
@@ -85,8 +100,18 @@ MAX_REQUEST_ID_LENGTH = 128
 #: Frame encodings over Socket.IO, and over REST (which adds CSV).
 FORMATS = ("json", "arrow")
 REST_FORMATS = ("json", "csv", "arrow")
-_EARLIEST = pd.Timestamp("1900-01-01")
-_LATEST = pd.Timestamp("2200-01-01")
+#: Media type of an Arrow IPC stream (REST ``format=arrow``).
+ARROW_MIME = "application/vnd.apache.arrow.stream"
+#: Years a time bound may name (as written, before any timezone conversion).
+EARLIEST_YEAR = 1900
+LATEST_YEAR = 2199
+#: Largest Socket.IO message or REST request body the server reads (bytes); a longer
+#: Socket.IO message closes the connection, a longer REST body is REQUEST_TOO_LARGE.
+MAX_MESSAGE_BYTES = 1_000_000
+# Request ids are echoed and logged: visible ASCII only, so they cannot forge log lines.
+_REQUEST_ID_RE = re.compile(rf"[\x21-\x7e]{{1,{MAX_REQUEST_ID_LENGTH}}}")
+# Longest unknown field name echoed back as an error's ``field``.
+_FIELD_NAME_CHARS = 64
 
 _QUERY_FIELDS = ("request_id", "resolution", "period", "time_start", "time_end", "limit", "local_only", "format")
 DATA_FIELDS = ("ticker", *_QUERY_FIELDS)
@@ -123,17 +148,22 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def _usable_request_id(value: object) -> bool:
+    return isinstance(value, str) and _REQUEST_ID_RE.fullmatch(value) is not None
+
+
 def request_id_of(payload: object) -> str | None:
     """The request_id of a payload if it has a usable one (for echoing in errors)."""
-    if isinstance(payload, dict):
-        value = payload.get("request_id")
-        if isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID_LENGTH:
-            return value
+    if isinstance(payload, dict) and _usable_request_id(payload.get("request_id")):
+        return payload["request_id"]
     return None
 
 
 def parse_data_request(payload: object, formats: tuple[str, ...] = FORMATS) -> DataRequest:
     """Validate a ``get_data`` payload (``formats``: the encodings the transport offers).
+
+    Values are taken exactly as sent: nothing is trimmed or converted from
+    another type, so a client bug shows up as an error naming the field.
 
     Raises
     ------
@@ -144,6 +174,10 @@ def parse_data_request(payload: object, formats: tuple[str, ...] = FORMATS) -> D
     --------
     >>> parse_data_request({"ticker": "spy", "resolution": "1d", "limit": 5}).query.ticker
     'SPY'
+    >>> parse_data_request({"ticker": "SPY", "resolution": "1D"})
+    Traceback (most recent call last):
+    ...
+    dataprovider.errors.InvalidRequestError: INVALID_RESOLUTION: resolution must be one of 1m, 2m, ...
     """
     body = _require_object(payload, DATA_FIELDS)
     ticker = validate_ticker(body.get("ticker"))
@@ -165,10 +199,9 @@ def parse_batch_request(payload: object, formats: tuple[str, ...] = FORMATS) -> 
     body = _require_object(payload, BATCH_FIELDS)
     raw = body.get("tickers")
     if not isinstance(raw, list):
+        problem = "tickers is missing" if raw is None else f"tickers must be a list, not {describe_value(raw)}"
         raise InvalidRequestError(
-            f"tickers must be a list of symbols such as ['SPY', 'AAPL']; got {type(raw).__name__}",
-            code="INVALID_PAYLOAD",
-            field="tickers",
+            f"{problem}: send a list of symbols such as ['SPY', 'AAPL']", code="INVALID_PAYLOAD", field="tickers"
         )
     if not raw:
         raise InvalidRequestError("tickers is empty: send at least one symbol", code="INVALID_PAYLOAD", field="tickers")
@@ -179,35 +212,34 @@ def parse_batch_request(payload: object, formats: tuple[str, ...] = FORMATS) -> 
             field="tickers",
             details={"max": MAX_BATCH_TICKERS},
         )
-    tickers: list[str] = []
+    tickers: dict[str, None] = {}  # an ordered set
     invalid: dict[str, InvalidRequestError] = {}
     for position, item in enumerate(raw):
         try:
-            ticker = validate_ticker(item, field="tickers[]")
+            tickers[validate_ticker(item, field="tickers[]")] = None
         except InvalidRequestError as exc:
             exc.ticker = item[:64] if isinstance(item, str) else f"tickers[{position}]"
             invalid[exc.ticker] = exc
-            continue
-        if ticker not in tickers:
-            tickers.append(ticker)
-    placeholder = tickers[0] if tickers else "SPY"
+    placeholder = next(iter(tickers), "SPY")
     query = _query(body, placeholder)
-    return BatchRequest(_request_id(body), query, tickers, invalid, _format(body, formats))
+    return BatchRequest(_request_id(body), query, list(tickers), invalid, _format(body, formats))
 
 
 def _require_object(payload: object, allowed: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise InvalidRequestError(
-            f"the payload must be an object (a dict / JSON object) with fields {', '.join(allowed)}; "
-            f"got {type(payload).__name__}",
+            f"the payload must be one JSON object with fields {', '.join(allowed)}; got {describe_value(payload)}",
             code="INVALID_PAYLOAD",
         )
     unknown = sorted(str(k) for k in payload if k not in allowed)
     if unknown:
+        shown = ", ".join(describe_value(name) for name in unknown[:3])
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
         raise InvalidRequestError(
-            f"unknown field(s) {', '.join(map(repr, unknown))}: the allowed fields are {', '.join(allowed)}",
+            f"unknown field(s) {shown}{more}: the allowed fields are {', '.join(allowed)}",
             code="INVALID_PAYLOAD",
-            field=unknown[0],
+            field=unknown[0][:_FIELD_NAME_CHARS],
+            details={"allowed": list(allowed)},
         )
     return payload
 
@@ -216,9 +248,10 @@ def _request_id(body: dict[str, Any]) -> str:
     value = body.get("request_id")
     if value is None:
         return new_request_id()
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_REQUEST_ID_LENGTH:
+    if not _usable_request_id(value):
         raise InvalidRequestError(
-            f"request_id must be a non-empty string of at most {MAX_REQUEST_ID_LENGTH} characters",
+            f"request_id must be 1 to {MAX_REQUEST_ID_LENGTH} visible ASCII characters (letters, digits, "
+            f"punctuation; no spaces), or left out for the server to choose one; got {describe_value(value)}",
             code="INVALID_PAYLOAD",
             field="request_id",
         )
@@ -239,42 +272,71 @@ def _query(body: dict[str, Any], ticker: str) -> BarsQuery:
     local_only = body.get("local_only", False)
     if not isinstance(local_only, bool):
         raise InvalidRequestError(
-            f"local_only must be true or false; got {local_only!r}", code="INVALID_PAYLOAD", field="local_only"
+            f"local_only must be true or false (a JSON boolean); got {describe_value(local_only)}",
+            code="INVALID_PAYLOAD",
+            field="local_only",
+            details={"allowed": [True, False]},
         )
     return BarsQuery(ticker, resolution, period, start, end, _limit(body.get("limit")), local_only)
 
 
 def _enum(enum_cls, value: object, name: str, code: str):
-    try:
-        return enum_cls.parse(value)
-    except ValueError:
-        raise InvalidRequestError(
-            f"{name} must be one of {', '.join(enum_cls.values())}; got {value!r}",
-            code=code,
-            field=name,
-            details={"allowed": enum_cls.values()},
-        ) from None
+    if isinstance(value, str) and value in enum_cls.values():
+        return enum_cls(value)
+    raise InvalidRequestError(
+        f"{name} must be one of {', '.join(enum_cls.values())}; got {describe_value(value)}",
+        code=code,
+        field=name,
+        details={"allowed": enum_cls.values()},
+    )
+
+
+_TIME_BOUND_FIX = (
+    "send a date 'YYYY-MM-DD' or an ISO-8601 datetime 'YYYY-MM-DDTHH:MM[:SS[.fraction]]' "
+    "with an optional 'Z' or '+HH:MM' (e.g. '2015-01-02' or '2015-01-02T14:30:00Z')"
+)
 
 
 def _time_bound(value: object, name: str) -> TimeBound | None:
     if value is None:
         return None
-    try:
-        bound = TimeBound.parse(value)
-    except (ValueError, TypeError, OverflowError):
+    if not isinstance(value, str):
         raise InvalidRequestError(
-            f"{name} must be a date 'YYYY-MM-DD' or an ISO-8601 datetime such as '2015-01-02T14:30:00Z'; "
-            f"got {str(value)[:40]!r}",
-            code="INVALID_TIME_RANGE",
-            field=name,
-        ) from None
-    if not _EARLIEST <= _comparable(bound) < _LATEST:
-        raise InvalidRequestError(
-            f"{name} {bound.isoformat()} is out of range: use a date between 1900 and 2199",
+            f"{name} must be a string; got {describe_value(value)}: {_TIME_BOUND_FIX}",
             code="INVALID_TIME_RANGE",
             field=name,
         )
+    try:
+        bound = TimeBound.parse(value)
+    except OutOfBoundsDatetime:
+        bound = None  # a year pandas cannot hold: out of range below
+    except ValueError as exc:
+        hint = " (in a URL, write '+' as %2B)" if _looks_like_lost_plus(value) else ""
+        raise InvalidRequestError(
+            f"{name} {describe_value(value)} could not be read ({exc}): {_TIME_BOUND_FIX}{hint}",
+            code="INVALID_TIME_RANGE",
+            field=name,
+        ) from None
+    if bound is None or not EARLIEST_YEAR <= bound.value.year <= LATEST_YEAR:
+        raise InvalidRequestError(
+            f"{name} {describe_value(value)} is out of range: use a time in the years {EARLIEST_YEAR} to {LATEST_YEAR}",
+            code="INVALID_TIME_RANGE",
+            field=name,
+            details={"min": f"{EARLIEST_YEAR}-01-01", "max": f"{LATEST_YEAR}-12-31"},
+        )
     return bound
+
+
+def _looks_like_lost_plus(value: str) -> bool:
+    """Whether a '+' offset was decoded as a space (an unencoded '+' in a URL query)."""
+    head, space, tail = value.rpartition(" ")
+    if not space or not head:
+        return False
+    try:
+        TimeBound.parse(f"{head}+{tail}")
+    except ValueError:
+        return False
+    return True
 
 
 def _comparable(bound: TimeBound) -> pd.Timestamp:
@@ -300,19 +362,13 @@ def _inverted(start: TimeBound, end: TimeBound) -> bool:
 def _limit(value: object) -> int | None:
     if value is None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer()))
-    ):
+    whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, float) and math.isfinite(value) and value.is_integer()
+    )
+    if not whole or not 1 <= value <= MAX_LIMIT:
         raise InvalidRequestError(
-            f"limit must be a whole number of rows from 1 to {MAX_LIMIT}, or null for all; got {value!r}",
-            code="INVALID_LIMIT",
-            field="limit",
-        )
-    if not 1 <= value <= MAX_LIMIT:
-        raise InvalidRequestError(
-            f"limit must be from 1 to {MAX_LIMIT} rows, or null for all; got {value!r}",
+            f"limit must be a whole number from 1 to {MAX_LIMIT} (the last N rows), or null for all rows; "
+            f"got {describe_value(value)}",
             code="INVALID_LIMIT",
             field="limit",
             details={"min": 1, "max": MAX_LIMIT},
@@ -322,9 +378,9 @@ def _limit(value: object) -> int | None:
 
 def _format(body: dict[str, Any], formats: tuple[str, ...]) -> str:
     value = body.get("format", "json")
-    if value not in formats:
+    if not isinstance(value, str) or value not in formats:
         raise InvalidRequestError(
-            f"format must be one of {', '.join(formats)}; got {value!r}",
+            f"format must be one of {', '.join(formats)}; got {describe_value(value)}",
             code="INVALID_FORMAT",
             field="format",
             details={"allowed": list(formats)},
@@ -561,58 +617,186 @@ def frames_from_batch_reply(reply: dict[str, Any]) -> dict[str, pd.DataFrame]:
     }
 
 
+# ------------------------------------------------------- REST and raw JSON
+_MAX_INT_DIGITS = 100
+
+
+def read_json_int(text: str) -> int | float:
+    """A JSON integer literal as Python reads it here: exactly, or as a float past 100 digits.
+
+    Used as ``parse_int`` wherever request JSON is decoded. Converting a long
+    digit string to an int costs time quadratic in its length (Python refuses
+    past 4300 digits), so such numbers become floats (maybe ``inf``), which
+    validation then refuses with an error naming the field, like any other
+    out-of-range number.
+
+    Examples
+    --------
+    >>> read_json_int("42"), read_json_int("1" + "0" * 100)
+    (42, 1e+100)
+    """
+    return int(text) if len(text) <= _MAX_INT_DIGITS else float(text)
+
+
+def parse_json_body(body: bytes) -> object:
+    """Decode a REST request body as JSON (any JSON value; the payload parsers check the shape).
+
+    Raises
+    ------
+    InvalidRequestError
+        INVALID_PAYLOAD, saying where the JSON breaks, for bodies that are not
+        UTF-8 JSON (or are nested too deeply to decode).
+
+    Examples
+    --------
+    >>> parse_json_body(b'{"tickers": ["SPY"]}')
+    {'tickers': ['SPY']}
+    """
+    try:
+        return json.loads(body, parse_int=read_json_int)
+    except json.JSONDecodeError as exc:
+        reason = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    except UnicodeDecodeError:
+        reason = "it is not UTF-8 text"
+    except RecursionError:
+        reason = "it is nested too deeply"
+    raise InvalidRequestError(
+        f'the body is not valid JSON ({reason}): send one JSON object such as {{"tickers": ["SPY", "AAPL"]}}',
+        code="INVALID_PAYLOAD",
+    )
+
+
+class _WireJSON:
+    """The JSON codec of incoming Socket.IO packets: the standard library's, with :func:`read_json_int`."""
+
+    dumps = staticmethod(json.dumps)
+
+    @staticmethod
+    def loads(text: str | bytes, **kwargs: Any) -> Any:
+        return json.loads(text, parse_int=read_json_int, **kwargs)
+
+
+class WirePacket(Packet):
+    """Socket.IO packets as the server decodes them (``socketio.Server(serializer=WirePacket)``).
+
+    python-socketio's own codec drops a whole message holding an integer of
+    more than 100 digits (logging an error, answering nothing); this one reads
+    it as a float, so the request gets its INVALID_* reply like any other.
+    """
+
+    json = _WireJSON
+
+
+_PERCENT_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def check_query_string(raw: bytes) -> None:
+    """Refuse a URL query string that is not percent-encoded UTF-8, naming the parameter at fault.
+
+    Werkzeug decodes such strings leniently (keeping '%ZZ' as written and
+    invalid UTF-8 as escapes), which would turn an encoding mistake into a
+    puzzling value; this says what is wrong instead.
+
+    Raises
+    ------
+    InvalidRequestError
+        INVALID_PAYLOAD with ``field`` = the parameter's name (as far as it decodes).
+
+    Examples
+    --------
+    >>> check_query_string(b"start=2015-01-01&limit=5")
+    >>> check_query_string(b"start=%FF")
+    Traceback (most recent call last):
+    ...
+    dataprovider.errors.InvalidRequestError: INVALID_PAYLOAD: parameter 'start' does not decode to UTF-8 text: ...
+    """
+    for part in raw.split(b"&"):
+        name, _, value = part.partition(b"=")
+        bad_escape = _PERCENT_ESCAPE.search(part)
+        try:
+            for text in (name, value):
+                urllib.parse.unquote_to_bytes(text.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            problem = "does not decode to UTF-8 text: percent-encode the UTF-8 bytes of each character (é is %C3%A9)"
+        else:
+            if bad_escape is None:
+                continue
+            shown = part[bad_escape.start() : bad_escape.start() + 3].decode("latin-1")
+            problem = f"has {shown!r}, which is no percent-escape: write a literal '%' as %25"
+        field = urllib.parse.unquote(name.decode("latin-1"), errors="replace")[:_FIELD_NAME_CHARS]
+        raise InvalidRequestError(f"parameter {describe_value(field)} {problem}", code="INVALID_PAYLOAD", field=field)
+
+
 def payload_from_query_args(ticker: str, args: Any) -> dict[str, Any]:
     """Turn REST query parameters (a werkzeug MultiDict) into a ``get_data`` payload.
 
-    ``start``/``end`` are accepted for ``time_start``/``time_end``; ``limit`` and
-    ``local_only`` are parsed from text. Each parameter may be given once.
+    ``start``/``end`` are accepted for ``time_start``/``time_end``; ``limit`` is
+    read like a JSON number and ``local_only`` from a word (true/1/yes,
+    false/0/no, any case). Each parameter may be given once.
 
     Raises
     ------
     InvalidRequestError
         For repeated, unknown or unparsable parameters.
+
+    Examples
+    --------
+    >>> from werkzeug.datastructures import MultiDict
+    >>> payload_from_query_args("SPY", MultiDict({"start": "2015-01-01", "limit": "5", "local_only": "yes"}))
+    {'ticker': 'SPY', 'time_start': '2015-01-01', 'limit': 5, 'local_only': True}
     """
-    aliases = {"start": "time_start", "end": "time_end"}
-    allowed = sorted({*aliases, *_QUERY_FIELDS} - {"request_id"})
+    allowed = sorted({*_QUERY_ALIASES, *_QUERY_FIELDS} - {"request_id"})
     payload: dict[str, Any] = {"ticker": ticker}
     for name in args:
+        field = name[:_FIELD_NAME_CHARS]
+        if name not in allowed:
+            raise InvalidRequestError(
+                f"unknown parameter {describe_value(name)}: the allowed parameters are {', '.join(allowed)}",
+                code="INVALID_PAYLOAD",
+                field=field,
+                details={"allowed": allowed},
+            )
         values = args.getlist(name)
         if len(values) != 1:
             raise InvalidRequestError(
-                f"parameter {name!r} is given {len(values)} times; give it once", code="INVALID_PAYLOAD", field=name
+                f"parameter {name!r} is given {len(values)} times; give it once", code="INVALID_PAYLOAD", field=field
             )
-        if name not in allowed:
+        key = _QUERY_ALIASES.get(name, name)
+        if key in payload:
             raise InvalidRequestError(
-                f"unknown parameter {name!r}: the allowed parameters are {', '.join(allowed)}",
+                f"parameter {name!r} repeats another name for {key}: give only one of them",
                 code="INVALID_PAYLOAD",
-                field=name,
+                field=field,
             )
-        field = aliases.get(name, name)
-        if field in payload:
-            raise InvalidRequestError(
-                f"parameter {name!r} repeats another name for {field}: give only one of them",
-                code="INVALID_PAYLOAD",
-                field=name,
-            )
-        payload[field] = values[0]
+        payload[key] = values[0]
     if "limit" in payload:
-        text = payload["limit"]
-        try:
-            payload["limit"] = float(text) if any(c in text for c in ".eE") else int(text)
-        except ValueError:
-            raise InvalidRequestError(
-                f"limit must be a whole number of rows; got {text[:40]!r}", code="INVALID_LIMIT", field="limit"
-            ) from None
+        payload["limit"] = _limit_from_text(payload["limit"])
     if "local_only" in payload:
-        text = payload["local_only"].lower()
-        if text not in _BOOLEAN_WORDS:
+        text = payload["local_only"]
+        if text.lower() not in _BOOLEAN_WORDS:
             raise InvalidRequestError(
-                f"local_only must be true or false; got {payload['local_only'][:40]!r}",
+                f"local_only must be true or false (or 1/0, yes/no); got {describe_value(text)}",
                 code="INVALID_PAYLOAD",
                 field="local_only",
+                details={"allowed": list(_BOOLEAN_WORDS)},
             )
-        payload["local_only"] = _BOOLEAN_WORDS[text]
+        payload["local_only"] = _BOOLEAN_WORDS[text.lower()]
     return payload
 
 
+_QUERY_ALIASES = {"start": "time_start", "end": "time_end"}
 _BOOLEAN_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_JSON_NUMBER = re.compile(r"-?\d+(?P<float>(?:\.\d+)?(?:[eE][+-]?\d+)?)", re.ASCII)
+
+
+def _limit_from_text(text: str) -> int | float:
+    """``limit`` read as a JSON number would be (no spaces, '_' or non-ASCII digits); :func:`_limit` checks it."""
+    match = _JSON_NUMBER.fullmatch(text)
+    if match is None:
+        raise InvalidRequestError(
+            f"limit must be a whole number from 1 to {MAX_LIMIT}, written in digits; got {describe_value(text)}",
+            code="INVALID_LIMIT",
+            field="limit",
+            details={"min": 1, "max": MAX_LIMIT},
+        )
+    return float(text) if match["float"] else read_json_int(text)

@@ -20,6 +20,7 @@ converted to it.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,13 +30,24 @@ import pandas as pd
 from .bars import Bars
 from .enums import DataPeriod, DataResolution
 
-__all__ = ["BarsQuery", "TimeBound", "Window", "select_window"]
+__all__ = ["TIME_BOUND_PATTERN", "BarsQuery", "TimeBound", "Window", "select_window"]
 
 # Calendar days that surely hold N trading days (weekends, holiday clusters).
 _TRADING_DAY_SPAN = 4
 _TRADING_DAY_SLACK = pd.Timedelta(days=10)
 # How far back from ``time_end`` the last bar before it may lie (weekends, holidays).
 _END_SLACK = pd.Timedelta(days=14)
+
+
+#: How a time bound is written: ``YYYY-MM-DD`` (a whole day), or a date and time with an
+#: optional UTC offset. Python and JSON Schema (ECMA-262) read it alike.
+TIME_BOUND_PATTERN = (
+    r"\d{4}-\d{2}-\d{2}"  # the date; on its own, a whole day
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?"  # time, seconds, fraction
+    r"(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"  # UTC offset
+)
+_TIME_BOUND_RE = re.compile(TIME_BOUND_PATTERN, re.ASCII)
+_DATE_LENGTH = len("YYYY-MM-DD")
 
 
 @dataclass(frozen=True)
@@ -49,10 +61,19 @@ class TimeBound:
     def parse(cls, value: object) -> TimeBound:
         """Parse a date, datetime, pandas Timestamp or ISO-8601 string.
 
+        Strings are taken exactly as written (nothing is trimmed) and must be
+        ``YYYY-MM-DD`` (a whole day) or ``YYYY-MM-DDTHH:MM[:SS[.fraction]]``
+        with 'T' or a space, optionally ending in ``Z`` or an offset ``±HH[:MM]``;
+        other spellings pandas would guess at ('01/02/2015', 'now', '2015') are
+        refused.
+
         Raises
         ------
         ValueError
-            If the value is of another type or does not parse.
+            If the value is of another type, is not written that way, or is no
+            real date (pandas' reason, such as 'day is out of range for month').
+            ``pandas.errors.OutOfBoundsDatetime`` (a ValueError) for a year
+            pandas cannot hold.
 
         Examples
         --------
@@ -60,6 +81,8 @@ class TimeBound:
         True
         >>> TimeBound.parse(dt.datetime(2015, 1, 1, 9, 30)).date_only
         False
+        >>> TimeBound.parse("2015-01-01T14:30:00Z").value
+        Timestamp('2015-01-01 14:30:00+0000', tz='UTC')
         """
         if isinstance(value, TimeBound):
             return value
@@ -68,11 +91,9 @@ class TimeBound:
         if isinstance(value, dt.date):
             return cls(pd.Timestamp(value), date_only=True)
         if isinstance(value, str):
-            text = value.strip()
-            stamp = pd.Timestamp(text)  # raises ValueError on nonsense
-            if stamp is pd.NaT:
-                raise ValueError(f"{value!r} is not a date")
-            return cls(stamp, date_only=len(text) == 10 and "T" not in text and " " not in text)
+            if _TIME_BOUND_RE.fullmatch(value) is None:
+                raise ValueError("not in an accepted format")
+            return cls(pd.Timestamp(value), date_only=len(value) == _DATE_LENGTH)
         raise ValueError(f"expected a date, datetime or ISO-8601 string, got {type(value).__name__}")
 
     def start_instant(self, tz: str) -> pd.Timestamp:

@@ -11,8 +11,10 @@
   before the newest final bar (the overlap is compared to catch new split or
   dividend adjustments, which trigger a full re-download so the cache always
   equals a fresh download), and the head when the window reaches further back
-  than the cache covers. If the source fails, cached bars are still served, with
-  ``stale=True`` and a warning naming the failure.
+  than the cache covers. If the source fails, or the download cannot be saved
+  (disk full), cached bars are still served, with ``stale=True`` and a warning
+  naming the failure. A cache file found damaged while answering is set aside
+  and downloaded afresh.
 
 Downloads of one dataset are serialised by the store's lock, so two requests for
 the same missing data cause one download: the second finds it cached.
@@ -20,11 +22,12 @@ the same missing data cause one download: the second finds it cached.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +45,7 @@ from .errors import (
     NoDataError,
     NotCachedError,
     RangeNotAvailableError,
+    StorageFullError,
     SymbolNotFoundError,
     UpstreamError,
 )
@@ -181,6 +185,16 @@ class DataService:
             UPSTREAM_*, CACHE_CORRUPT, STORAGE_FULL or BUSY, each with a message
             saying what to do.
         """
+        try:
+            return self._answer(query, on_status, wait)
+        except CacheCorruptError:
+            if query.local_only or self.source is None:
+                raise
+            # The damaged file is set aside now: asking again downloads the dataset afresh.
+            return self._answer(query, on_status, wait)
+
+    def _answer(self, query: BarsQuery, on_status: StatusCallback | None, wait: bool) -> BarsResult | None:
+        """:meth:`get_bars`, without the second attempt after finding a damaged file."""
         status = on_status or (lambda _status, _detail: None)
         warnings: list[str] = []
         stale = False
@@ -193,7 +207,7 @@ class DataService:
                     return None
                 else:
                     checked_fresh = not self._refresh(query, status)
-            except (UpstreamError, SymbolNotFoundError, RangeNotAvailableError) as exc:
+            except (UpstreamError, SymbolNotFoundError, RangeNotAvailableError, StorageFullError) as exc:
                 if not self._has_data(query):
                     raise
                 stale = True
@@ -228,8 +242,9 @@ class DataService:
         Queries that may download run a few tickers at a time on worker threads;
         cache-only queries run one after another (threads would only contend).
         ``on_item(ticker, result_or_error)`` is called as each ticker finishes, in
-        completion order. Tickers not started when ``cancelled`` is set are
-        skipped. Returns ticker -> result or error, in the given order.
+        completion order. Tickers not started when ``cancelled`` is set, or when
+        the service is closed, are skipped. Returns ticker -> result or error, in
+        the given order.
         """
         unique = list(dict.fromkeys(tickers))
         outcomes: dict[str, BarsResult | DataProviderError] = {}
@@ -247,7 +262,8 @@ class DataService:
                 answer(ticker)
         else:  # downloads wait on the network: answer a few tickers at once
             for future in [self._executor.submit(answer, ticker) for ticker in unique]:
-                future.result()
+                with contextlib.suppress(CancelledError):  # dropped by close(): left unanswered
+                    future.result()
         return {ticker: outcomes[ticker] for ticker in unique if ticker in outcomes}
 
     def _answer_or_error(self, query: BarsQuery) -> BarsResult | DataProviderError:

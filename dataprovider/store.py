@@ -191,6 +191,9 @@ class ParquetStore:
         self.hot = cache if cache is not None else HotCache(memory_cache_bytes)
         self._locks: dict[tuple[str, DataResolution], _KeyLock] = {}
         self._locks_guard = threading.Lock()
+        self._writes_changed = threading.Condition()
+        self._writes_under_way = 0
+        self._closed = False
 
     # ----------------------------------------------------------------- paths
     def path_for(self, ticker: str, resolution: DataResolution) -> Path:
@@ -215,6 +218,9 @@ class ParquetStore:
     def lock(self, ticker: str, resolution: DataResolution) -> Iterator[None]:
         """Hold the write lock of one dataset (re-entrant in a thread, exclusive across processes).
 
+        Whoever holds it sees the dataset's current file: another process may have
+        replaced it while this one waited, so the file is looked at afresh.
+
         Raises
         ------
         ServerBusyError
@@ -223,12 +229,21 @@ class ParquetStore:
         ticker, resolution = validate_ticker(ticker), DataResolution.parse(resolution)
         try:
             with self._key_lock(ticker, resolution).hold(self.lock_timeout):
+                self._look_again(self.path_for(ticker, resolution))
                 yield
         except filelock.Timeout:
             raise ServerBusyError(
                 f"{ticker} {resolution.value} is being written by another request; try again shortly",
                 ticker=ticker,
             ) from None
+
+    def _look_again(self, path: Path) -> None:
+        """Look at a dataset's file afresh (what is cached for it stays valid if the file is unchanged)."""
+        key = (path.stem, path.parent.name)
+        try:
+            self.hot.saw(key, FileSignature.of(os.stat(path)))
+        except FileNotFoundError:
+            self.hot.forget(key)
 
     # ----------------------------------------------------------------- reads
     def info(self, ticker: str, resolution: DataResolution) -> DatasetInfo | None:
@@ -379,7 +394,7 @@ class ParquetStore:
         StorageFullError
             If the disk is full or failing; the previous file is left untouched.
         ServerBusyError
-            If the dataset's lock cannot be taken in time.
+            If the dataset's lock cannot be taken in time, or the store is closed.
         """
         ticker, resolution = validate_ticker(ticker), DataResolution.parse(resolution)
         path = self.path_for(ticker, resolution)
@@ -390,12 +405,38 @@ class ParquetStore:
         schema_meta = dict(table.schema.metadata or {})
         schema_meta[_META_KEY] = meta.to_json(first, last)
         table = table.replace_schema_metadata(schema_meta)
-        with self.lock(ticker, resolution):
+        with self.lock(ticker, resolution), self._write_slot(ticker):
             path.parent.mkdir(parents=True, exist_ok=True)
             self._atomic_write(path, table)
             self.hot.forget((path.stem, path.parent.name))
         logger.debug("wrote %s %s: %d rows", ticker, resolution.value, len(frame))
         return self.info(ticker, resolution)
+
+    @contextlib.contextmanager
+    def _write_slot(self, ticker: str) -> Iterator[None]:
+        """Count a write under way (see :meth:`close`); refused once the store is closed."""
+        with self._writes_changed:
+            if self._closed:
+                raise ServerBusyError("the server is shutting down; ask again once it is back", ticker=ticker)
+            self._writes_under_way += 1
+        try:
+            yield
+        finally:
+            with self._writes_changed:
+                self._writes_under_way -= 1
+                self._writes_changed.notify_all()
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Refuse further writes and wait for those under way, so the process can end with every file whole.
+
+        Returns
+        -------
+        bool
+            True once no write is under way; False if ``timeout`` seconds passed first.
+        """
+        with self._writes_changed:
+            self._closed = True
+            return self._writes_changed.wait_for(lambda: self._writes_under_way == 0, timeout)
 
     def _atomic_write(self, path: Path, table: pa.Table) -> None:
         fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent)

@@ -22,13 +22,65 @@ from dataprovider import __version__
 from dataprovider.enums import DataResolution
 from dataprovider.errors import DataProviderError
 from dataprovider.instruments import validate_ticker
+from dataprovider.store import ParquetStore
 
 from .app import build_service, create_app
+from .limits import Limits
 from .logs import configure_logging
 from .runner import PortInUseError, ServerHandle
 from .settings import DEFAULT_HOST, DEFAULT_PORT, Settings, default_data_dir
 
 logger = logging.getLogger("server")
+
+#: Seconds the work under way at shutdown gets to finish; what still waits then (a stalled download) is abandoned.
+SHUTDOWN_GRACE_SECONDS = 5.0
+#: Seconds a cache write under way at the end of the grace period gets to finish.
+_WRITE_SECONDS = 30.0
+
+
+def _positive(kind: type[int] | type[float]):
+    """An argparse type: a number of ``kind`` above 0."""
+
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def _limit_arguments(serve: argparse.ArgumentParser) -> None:
+    """The flags of :class:`~server.limits.Limits` (docs/PROTOCOL.md, "Limits")."""
+    default = Limits()
+    number, decimal = _positive(int), _positive(float)
+    flags = (  # flag, type, default, metavar, what it bounds
+        ("--max-in-flight", number, default.max_in_flight, "N",
+         "requests one connection may have unanswered; more are answered BUSY"),
+        ("--max-events-per-second", decimal, default.events_per_second, "R",
+         "events one connection may send per second, in bursts of --event-burst; more are answered BUSY"),
+        ("--event-burst", number, default.event_burst, "N", "events one connection may send at once"),
+        ("--max-queued", number, default.max_queued, "N",
+         "requests waiting for a worker, all clients together; more are answered BUSY"),
+        ("--max-unsent-mb", decimal, default.max_unsent_bytes / 2**20, "MB",
+         "replies a client may leave unread before the server waits for it to read them"),
+        ("--slow-client-seconds", decimal, default.slow_client_seconds, "S",
+         "how long a client may stay over --max-unsent-mb before it is disconnected"),
+    )  # fmt: skip
+    for flag, kind, value, metavar, text in flags:
+        serve.add_argument(flag, type=kind, default=value, metavar=metavar, help=f"{text} (default {value:g})")
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(
+        max_in_flight=args.max_in_flight,
+        events_per_second=args.max_events_per_second,
+        event_burst=args.event_burst,
+        max_queued=args.max_queued,
+        max_unsent_bytes=int(args.max_unsent_mb * 2**20),
+        slow_client_seconds=args.slow_client_seconds,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a browser origin allowed besides the server's own, e.g. http://localhost:8888 (repeatable; "
         "default: $DATAPROVIDER_ALLOWED_ORIGINS, comma-separated)",
     )
+    _limit_arguments(serve)
 
     load = commands.add_parser("import", parents=[common], help="load a CSV or Parquet file of bars into the cache")
     load.add_argument("file", type=Path)
@@ -96,6 +149,7 @@ def serve(args: argparse.Namespace) -> int:
         token=args.token or os.environ.get("DATAPROVIDER_TOKEN") or None,
         insecure_no_auth=args.insecure_no_auth,
         allowed_origins=tuple(args.allow_origin or _split(os.environ.get("DATAPROVIDER_ALLOWED_ORIGINS", ""))),
+        limits=_limits(args),
     )
     configure_logging(settings.log_level, settings.log_file)
     try:
@@ -129,9 +183,34 @@ def serve(args: argparse.Namespace) -> int:
     )
     stop.wait()
     logger.info("shutting down")
+    _end_after_grace(server_app.service.store)
     handle.stop()
     server_app.close()
     return 0
+
+
+def _end_after_grace(store: ParquetStore) -> None:
+    """End the process :data:`SHUTDOWN_GRACE_SECONDS` from now if it has not ended by then.
+
+    Once ``serve`` returns, Python waits for the worker threads to finish; a download
+    stalled on the network would hold the process for minutes. After the grace
+    period the writes under way are let finish and no new one starts (no file is
+    left half-written), then the process ends, abandoning what still waits.
+    """
+
+    def end() -> None:
+        if not store.close(timeout=_WRITE_SECONDS):
+            logger.error(
+                "a cache write did not finish within %g s; its temporary file is removed at the next start",
+                _WRITE_SECONDS,
+            )
+        logger.warning("abandoning the requests still waiting after %g s of shutdown", SHUTDOWN_GRACE_SECONDS)
+        logging.shutdown()
+        os._exit(0)
+
+    watchdog = threading.Timer(SHUTDOWN_GRACE_SECONDS, end)
+    watchdog.daemon = True  # does not itself keep the process alive
+    watchdog.start()
 
 
 def import_file(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 from flask import Flask
 from flask_socketio import SocketIO
 
+from dataprovider import protocol
 from dataprovider.service import DataService
 from dataprovider.sources.sample import sample_datasets
 from dataprovider.store import ParquetStore
@@ -73,13 +74,21 @@ def create_app(settings: Settings, service: DataService | None = None) -> Server
     service = service or build_service(settings)
     app = Flask("dataprovider")
     app.json.sort_keys = False
+    app.config["MAX_CONTENT_LENGTH"] = protocol.MAX_MESSAGE_BYTES  # a larger REST body is REQUEST_TOO_LARGE
     # Each client's events are handled in order on its own thread (see server.events).
     # Browsers: the server's own origin, plus only those allowed explicitly (never '*').
     origins = origin_checker(settings.allowed_origins)
-    socketio = SocketIO(app, async_mode="threading", async_handlers=False, cors_allowed_origins=origins)
+    socketio = SocketIO(
+        app,
+        async_mode="threading",
+        async_handlers=False,
+        cors_allowed_origins=origins,
+        max_http_buffer_size=protocol.MAX_MESSAGE_BYTES,  # a larger message closes that client's connection
+        serializer=protocol.WirePacket,  # over-long integers reach validation instead of dropping the message
+    )
     workers = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="request")
     install_rest_guard(app, settings.token, settings.allowed_origins)
     app.register_blueprint(make_api(service))
     register_error_handlers(app)
-    register_events(socketio, service, workers, settings.token)
+    register_events(socketio, service, workers, settings.token, settings.limits)
     return ServerApp(app, socketio, service, workers)

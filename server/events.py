@@ -17,6 +17,7 @@ from dataprovider.service import BarsResult, DataService
 from .answers import answer_batch, internal_error, status_reporter
 from .auth import socket_token, token_matches, unauthorized
 from .clients import ClientRegistry
+from .limits import FairQueue, Limits, Outbox, count_unsent
 
 __all__ = ["register_events"]
 
@@ -33,7 +34,13 @@ def _single_payload(args: tuple[Any, ...]) -> object:
     return args[0]
 
 
-def register_events(socketio: SocketIO, service: DataService, workers: Executor, token: str | None = None) -> None:
+def register_events(
+    socketio: SocketIO,
+    service: DataService,
+    workers: Executor,
+    token: str | None = None,
+    limits: Limits | None = None,
+) -> None:
     """Attach every protocol event handler to ``socketio``.
 
     The handlers are registered on the underlying python-socketio server, which
@@ -44,9 +51,15 @@ def register_events(socketio: SocketIO, service: DataService, workers: Executor,
     that may wait (a download, a batch) goes to ``workers``, so it never holds
     up the client's other requests. With a ``token``, a connection that does not
     present it is refused with an UNAUTHORIZED reason.
+
+    ``limits`` (defaults: :class:`~server.limits.Limits`) bound what one client
+    may ask: a request beyond them is answered BUSY at once, never dropped; a
+    client that does not read its replies is made to wait, then disconnected.
     """
     server = socketio.server
-    clients = ClientRegistry()
+    clients = ClientRegistry(limits)
+    jobs = FairQueue(workers, clients.limits.max_queued)
+    count_unsent(server.eio)
 
     def reply(event: str, payload: dict[str, Any], sid: str) -> None:
         with clients.send_lock(sid):  # keeps a message's packets together
@@ -58,7 +71,7 @@ def register_events(socketio: SocketIO, service: DataService, workers: Executor,
             error = unauthorized("socket", presented is not None)
             # The client sees {"message": ..., "data": <the error payload>} in its connect_error.
             raise socketio_exceptions.ConnectionRefusedError(error.message, error.to_payload())
-        clients.add(sid)
+        clients.add(sid, Outbox.of(server, sid, environ))
         reply(
             protocol.CONNECTION_RESPONSE,
             {
@@ -91,22 +104,40 @@ def register_events(socketio: SocketIO, service: DataService, workers: Executor,
         payload = protocol.data_reply(request.request_id, result.summary(), result.bars, request.format)
         reply(protocol.DATA_RESPONSE, payload, sid)
 
-    def get_data(sid: str, request_id: str | None, payload: object) -> None:
+    def submit(sid: str, request_id: str | None, error_event: str, job: Callable[[], None]) -> None:
+        """Queue ``job`` for a worker; the request stays in flight until it has been answered.
+
+        Raises
+        ------
+        ServerBusyError
+            If too many requests already wait for a worker.
+        """
+
+        def run() -> None:
+            try:
+                guarded(error_event, sid, request_id, job)
+            finally:
+                clients.end(sid)
+
+        jobs.submit(sid, run)
+
+    def get_data(sid: str, request_id: str | None, payload: object) -> bool:
         request = protocol.parse_data_request(payload)
         status = status_reporter(request.request_id, lambda p: reply(protocol.DATA_STATUS, p, sid))
         result = service.get_bars(request.query, status, wait=False)
         if result is not None:  # answered from memory, right here
             send_data(sid, request, result)
-        else:  # it needs the network: a worker waits for it, and this client's other requests go on
-            workers.submit(
-                guarded,
-                protocol.DATA_ERROR,
-                sid,
-                request_id,
-                lambda: send_data(sid, request, service.get_bars(request.query, status)),
-            )
+            return False
+        # It needs the network: a worker waits for it, and this client's other requests go on.
+        submit(
+            sid,
+            request_id,
+            protocol.DATA_ERROR,
+            lambda: send_data(sid, request, service.get_bars(request.query, status)),
+        )
+        return True
 
-    def get_batch_data(sid: str, request_id: str | None, payload: object) -> None:
+    def get_batch_data(sid: str, request_id: str | None, payload: object) -> bool:
         cancelled = clients.accept(sid, request_id)  # cancellable from now on, even while queued
 
         def run() -> None:
@@ -116,32 +147,53 @@ def register_events(socketio: SocketIO, service: DataService, workers: Executor,
                 clients.done(sid, request_id)
             reply(protocol.BATCH_RESPONSE, response, sid)
 
-        workers.submit(guarded, protocol.BATCH_ERROR, sid, request_id, run)
+        try:
+            submit(sid, request_id, protocol.BATCH_ERROR, run)
+        except BaseException:
+            clients.done(sid, request_id)
+            raise
+        return True
 
-    def event(error_event: str, handler: Callable[[str, str | None, object], None]):
-        """A handler taking (sid, *args) that checks the arguments and answers any failure.
+    def event(error_event: str, handler: Callable[[str, str | None, object], bool]):
+        """A handler taking (sid, *args) that applies the limits, checks the arguments and answers any failure.
 
         A request sent without a ``request_id`` gets one here, so every reply
-        to it, errors included, carries the same id.
+        to it, errors included, carries the same id. ``handler`` returns True
+        when it handed the request to a worker (which ends its time in flight).
         """
 
         def on_event(sid: str, *args: Any) -> None:
             if len(args) == 1 and isinstance(args[0], dict) and "request_id" not in args[0]:
                 args = ({**args[0], "request_id": protocol.new_request_id()},)
             request_id = protocol.request_id_of(args[0]) if args else None
-            guarded(error_event, sid, request_id, lambda: handler(sid, request_id, _single_payload(args)))
+            if clients.wait_for_reader(sid):
+                guarded(error_event, sid, request_id, lambda: answer(sid, request_id, args))
+
+        def answer(sid: str, request_id: str | None, args: tuple[Any, ...]) -> None:
+            clients.take_event(sid)
+            payload = _single_payload(args)
+            clients.begin(sid)
+            queued = False
+            try:
+                queued = handler(sid, request_id, payload)
+            finally:
+                if not queued:
+                    clients.end(sid)
 
         return on_event
 
     def on_unknown_event(event: str, sid: str, *args: Any) -> None:
-        request_id = protocol.request_id_of(args[0]) if args else None
-        error = InvalidRequestError(
-            f"unknown event {str(event)[:64]!r}: the server handles {protocol.GET_DATA!r}, "
-            f"{protocol.GET_BATCH_DATA!r} and {protocol.CANCEL!r}",
-            code="UNKNOWN_EVENT",
-            details={"event": str(event)[:64]},
-        )
-        reply(protocol.DATA_ERROR, protocol.error_reply(request_id, error), sid)
+        def refuse() -> None:
+            clients.take_event(sid)  # metered like any other event: past the rate, BUSY
+            raise InvalidRequestError(
+                f"unknown event {str(event)[:64]!r}: the server handles {protocol.GET_DATA!r}, "
+                f"{protocol.GET_BATCH_DATA!r} and {protocol.CANCEL!r}",
+                code="UNKNOWN_EVENT",
+                details={"event": str(event)[:64]},
+            )
+
+        if clients.wait_for_reader(sid):
+            guarded(protocol.DATA_ERROR, sid, protocol.request_id_of(args[0]) if args else None, refuse)
 
     server.on("connect", on_connect)
     server.on("disconnect", on_disconnect)

@@ -9,25 +9,43 @@ both use it).
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import socket
 import threading
+from http import HTTPStatus
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-__all__ = ["PortInUseError", "ServerHandle"]
+from dataprovider.errors import InvalidRequestError, code_for_http_status
+from dataprovider.protocol import error_reply
+
+__all__ = ["MAX_HEADERS", "MAX_LINE_BYTES", "PortInUseError", "ServerHandle"]
 
 logger = logging.getLogger(__name__)
 
 #: How often the accept loop checks for a stop request (what :meth:`ServerHandle.stop` waits at most).
 _POLL_SECONDS = 0.05
+# Longest reason quoted from the HTTP layer in an error message.
+_REASON_CHARS = 200
+#: Limits of Python's HTTP server under Werkzeug (http.client's _MAXLINE and _MAXHEADERS): longest
+#: request or header line in bytes, and most headers.
+MAX_LINE_BYTES = 65536
+MAX_HEADERS = 100
+# Those limits, said where they are hit.
+_LIMITS = {
+    414: f"the request line (method, URL, version) may be at most {MAX_LINE_BYTES} bytes: "
+    "send many tickers to POST /api/batch",
+    431: f"a header line may be at most {MAX_LINE_BYTES} bytes, and a request may have at most {MAX_HEADERS} headers",
+}
 
 
 class _RequestHandler(WSGIRequestHandler):
-    """Werkzeug's handler with TCP_NODELAY, closing the connection when a WebSocket session ends.
+    """Werkzeug's handler with TCP_NODELAY, closing the connection when a WebSocket session ends,
+    and answering the requests it refuses itself with the protocol's JSON errors.
 
-    Otherwise the handler would read the peer's WebSocket close frame as the
-    next HTTP request and log it as a bad request.
+    Without the close, the handler would read the peer's WebSocket close frame as
+    the next HTTP request and log it as a bad request.
     """
 
     def setup(self) -> None:
@@ -40,6 +58,22 @@ class _RequestHandler(WSGIRequestHandler):
         if self.headers.get("Upgrade", "").lower() == "websocket":
             self.close_connection = True
         super().run_wsgi()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer a request the HTTP layer refuses before the app sees it (a URL over 65536 bytes,
+        an unreadable request line, too many headers) with the protocol's JSON error, not HTML."""
+        status = HTTPStatus(code)
+        self.log_error("code %d, message %s", code, message)
+        reason = _LIMITS.get(code) or (message or status.description)[:_REASON_CHARS]  # it may quote the request line
+        error = InvalidRequestError(f"{status.phrase}: {reason}", code=code_for_http_status(code))
+        body = json.dumps({"error": error_reply(None, error)}).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Connection", "close")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
 
 class PortInUseError(OSError):

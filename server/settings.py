@@ -9,6 +9,7 @@ from pathlib import Path
 import platformdirs
 
 from .auth import is_loopback
+from .limits import Limits
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Settings", "default_data_dir"]
 
@@ -61,6 +62,9 @@ class Settings:
         Serve a non-loopback address without a token (the caller was warned).
     allowed_origins : tuple of str
         Browser origins allowed besides the server's own (never '*').
+    limits : Limits
+        What one client may ask: requests in flight, events per second,
+        requests waiting for a worker, unread replies (:class:`server.limits.Limits`).
     """
 
     host: str = DEFAULT_HOST
@@ -75,6 +79,7 @@ class Settings:
     token: str | None = None
     insecure_no_auth: bool = False
     allowed_origins: tuple[str, ...] = ()
+    limits: Limits = Limits()
 
     def check_exposure(self) -> None:
         """Refuse a non-loopback address without a token (unless explicitly insecure).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 from dataprovider import DataProviderLocal
 from dataprovider.service import DataService, RefreshPolicy
@@ -22,6 +24,14 @@ from server.settings import Settings
 from tests.support.clock import FakeClock
 from tests.support.no_network import no_network
 from tests.support.yahoo_replay import YahooReplay
+
+# Property-based tests (hypothesis, schemathesis): a bounded number of examples, no
+# per-example deadline (machines vary), no example database written into the checkout,
+# and the same examples on every CI run (CI is set there).
+settings.register_profile(
+    "dataprovider", max_examples=50, deadline=None, database=None, derandomize=bool(os.environ.get("CI"))
+)
+settings.load_profile("dataprovider")
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +69,7 @@ def make_yahoo_source(yf_cache_dir, clock) -> Callable[..., YahooSource]:
 
     def make(replay: YahooReplay, now: Callable[[], pd.Timestamp], **kwargs) -> YahooSource:
         limiter = RateLimiter(clock=clock, sleep=clock.sleep)
-        return YahooSource(replay.session, cache_dir=yf_cache_dir, limiter=limiter, now=now, **kwargs)
+        return YahooSource(replay.session, cache_dir=yf_cache_dir, limiter=limiter, now=now, clock=clock, **kwargs)
 
     return make
 
@@ -95,11 +105,13 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(tmp_path, sample_cache) -> Iterator[Callable[..., LiveServer]]:
-    """``start(source=None, samples=True, clock=None, policy=None, service_class=DataService, **settings)``.
+    """``start(source=None, samples=True, clock=None, policy=None, service_class=DataService,
+    store_class=ParquetStore, **settings)``.
 
     Serves a fresh data dir; with ``samples`` it starts as a copy of the bundled
-    sample data. ``service_class`` lets a test put a DataService subclass behind the
-    server; other keywords are server Settings (token, allowed_origins, ...).
+    sample data. ``service_class`` and ``store_class`` let a test put a DataService or
+    ParquetStore subclass behind the server; other keywords are server Settings
+    (token, allowed_origins, ...).
     """
     running: list[LiveServer] = []
 
@@ -110,12 +122,13 @@ def live_server(tmp_path, sample_cache) -> Iterator[Callable[..., LiveServer]]:
         clock=None,
         policy: RefreshPolicy | None = None,
         service_class: type[DataService] = DataService,
+        store_class: type[ParquetStore] = ParquetStore,
         **settings,
     ) -> LiveServer:
         data_dir = tmp_path / f"data{len(running)}"
         if samples:
             shutil.copytree(sample_cache, data_dir)
-        service = service_class(ParquetStore(data_dir), source, clock=clock, policy=policy)
+        service = service_class(store_class(data_dir), source, clock=clock, policy=policy)
         app = create_app(Settings(data_dir=data_dir, offline=source is None, load_samples=False, **settings), service)
         handle = ServerHandle(app.flask, "127.0.0.1", 0)
         handle.start()

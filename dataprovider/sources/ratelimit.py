@@ -5,7 +5,8 @@ from it. Each request first calls :meth:`RateLimiter.acquire`, which
 
 * raises at once while the source is backing off: for a while after HTTP 429
   (``UpstreamRateLimitedError``; the wait doubles with each 429 in a row, up to a cap,
-  and resets after a success) and for a short cool-down after the source was
+  and resets after a success; 429s for requests already under way when a back-off
+  began do not count again) and for a short cool-down after the source was
   unreachable or timed out (``UpstreamUnavailableError``), so a dead network does not
   make every request wait out its own timeouts;
 * otherwise takes a token from a bucket refilled at ``rate`` per second and holding at
@@ -139,9 +140,15 @@ class RateLimiter:
         -------
         float
             The back-off in seconds: ``backoff * 2**(n-1)`` for the n-th 429 in a row,
-            at most ``max_backoff``.
+            at most ``max_backoff``. A 429 that arrives during a running back-off answers
+            a request sent before it began and does not lengthen it; the seconds left are
+            returned.
         """
         with self._lock:
+            if self._blocked_error is UpstreamRateLimitedError and self._blocked_until > self._clock():
+                # No request is sent during a back-off, so this 429 answers one that was
+                # already under way when the back-off began: it is the same burst.
+                return self._blocked_until - self._clock()
             self._strikes += 1
             delay = min(self.max_backoff, self.backoff * 2 ** (self._strikes - 1))
             self._block(delay, UpstreamRateLimitedError, "it answered HTTP 429 Too Many Requests")

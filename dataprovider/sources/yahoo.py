@@ -16,20 +16,23 @@ maps every failure to a :mod:`dataprovider.errors` exception. A valid symbol wit
 bars in the range gives an empty frame, never an error; a network failure never looks
 like "no data".
 
-Time bounds. yfinance retries are set to 0. One HTTP request waits at most ``timeout``
-seconds per stalled socket operation, but before its first request (and whenever it has
-no cookie) yfinance fetches a cookie and a crumb with its own 30 s timeouts, and the first
-fetch of a ticker in a process probes its timezone with a 10 s timeout. The worst case
-for a failing fetch, when Yahoo's hosts swallow packets, is therefore about
-30 + 30 + 10 + ``timeout`` seconds; a refused connection or DNS failure fails at once.
-The first failure ends the fetch, and the limiter's cool-down then fails the next fetches
-at once. A successful 1m fetch of the full 30 days makes 5 requests.
+Time bounds. yfinance retries are set to 0. Besides the bars request, yfinance may fetch
+a cookie and a crumb (with its own 30 s timeouts) and probe the ticker's timezone. The
+source caps the timeout of every HTTP request its session sends at ``timeout`` seconds
+(5 s for the cookie, crumb and consent requests) and at what is left of the fetch's
+``budget`` (20 s by default, below the client's 30 s timeout), so a fetch against hosts
+that swallow packets ends with UPSTREAM_TIMEOUT within the budget; a refused connection
+or DNS failure fails at once. The first failure ends the fetch, and the limiter's
+cool-down then fails the next fetches at once. A successful 1m fetch of the full 30 days
+makes 5 requests.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -176,6 +179,9 @@ class YahooSource:
         keeps one session per process, so a given session replaces it for everyone.
     timeout : float
         Seconds each HTTP request may stall (default 10).
+    budget : float
+        Seconds one :meth:`fetch` may spend on HTTP requests in all, cookie and crumb
+        included (default 20).
     cache_dir : str or Path, optional
         Where yfinance keeps its timezone and cookie caches. yfinance applies this per
         process and only before its caches are first used: give every source of a process
@@ -185,12 +191,15 @@ class YahooSource:
         (2 requests/s, bursts of 5).
     now : callable, optional
         Returns the current UTC time as a Timestamp (for tests).
+    clock : callable, optional
+        Monotonic seconds for the budget (default ``time.monotonic``; for tests).
 
     Notes
     -----
     Creating a source sets yfinance's process-wide configuration: exceptions on
     (``yf.config.debug.hide_exceptions = False``) and no retries
-    (``yf.config.network.retries = 0``).
+    (``yf.config.network.retries = 0``). Without a session it makes yfinance's default
+    one itself, so that its requests' timeouts can be capped too.
 
     Examples
     --------
@@ -208,9 +217,11 @@ class YahooSource:
         session: Any = None,
         *,
         timeout: float = 10.0,
+        budget: float = 20.0,
         cache_dir: str | os.PathLike[str] | None = None,
         limiter: RateLimiter | None = None,
         now: Callable[[], pd.Timestamp] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._yf = _import_yfinance()
         self._yf.config.debug.hide_exceptions = False
@@ -218,8 +229,11 @@ class YahooSource:
         if cache_dir is not None:
             os.makedirs(cache_dir, exist_ok=True)
             self._yf.set_tz_cache_location(os.fspath(cache_dir))
-        self.session = session
+        self.session = session if session is not None else self._yf.data.new_session()
         self.timeout = float(timeout)
+        self.budget = float(budget)
+        self._clock = clock
+        _cap_timeouts(self.session, self.timeout, clock)
         self.limiter = limiter if limiter is not None else RateLimiter()
         self._now = now or (lambda: pd.Timestamp.now(tz="UTC"))
 
@@ -259,12 +273,16 @@ class YahooSource:
         plan = plan_fetch(resolution, start, end, self._now())
         handle = self._yf.Ticker(ticker, session=self.session)
         frames, actions, timezone = [], [], None
-        for window in plan.windows:
-            frame, timezone = self._download(handle, ticker, resolution, window)
-            if frame is not None:
-                frame = _restrict(frame, *window)
-                frames.append(frame)
-                actions.append(frame.loc[(frame[list(_ACTION_COLUMNS)] != 0).any(axis=1), list(_ACTION_COLUMNS)])
+        _deadline.value = self._clock() + self.budget
+        try:
+            for window in plan.windows:
+                frame, timezone = self._download(handle, ticker, resolution, window)
+                if frame is not None:
+                    frame = _restrict(frame, *window)
+                    frames.append(frame)
+                    actions.append(frame.loc[(frame[list(_ACTION_COLUMNS)] != 0).any(axis=1), list(_ACTION_COLUMNS)])
+        finally:
+            _deadline.value = None
         bars = normalize_frame(pd.concat(frames), resolution, timezone) if frames else empty_frame(resolution, timezone)
         logger.debug("yahoo %s %s: %d bars in %d request(s)", ticker, resolution, len(bars), len(plan.windows))
         return FetchResult(
@@ -369,6 +387,39 @@ class YahooSource:
                 details={"retry_after": retry_after},
             )
         return None
+
+
+#: The path of Yahoo's bars (chart) requests; every other request (cookie, crumb, consent)
+#: only helps and gets at most ``_AUXILIARY_TIMEOUT`` seconds, so the bars request keeps its own.
+_CHART_PATH = "/finance/chart/"
+_AUXILIARY_TIMEOUT = 5.0
+
+#: The monotonic time by which the fetch running on this thread must end (None: no fetch).
+_deadline = threading.local()
+
+
+def _cap_timeouts(session: Any, limit: float, clock: Callable[[], float]) -> None:
+    """Make every request ``session`` sends wait at most ``limit`` s, and never past the fetch's deadline.
+
+    yfinance passes its own timeouts (30 s for the cookie and crumb); wrapping the
+    session's ``request`` caps them all, whichever HTTP backend the session is. Requests
+    other than for bars get at most ``_AUXILIARY_TIMEOUT`` seconds.
+    """
+    send = getattr(session.request, "uncapped", session.request)
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        deadline = getattr(_deadline, "value", None)
+        allowed = limit if _CHART_PATH in url else min(limit, _AUXILIARY_TIMEOUT)
+        if deadline is not None:
+            allowed = min(allowed, deadline - clock())
+        if allowed <= 0:
+            raise requests.exceptions.Timeout("the fetch used up its time budget before this request")
+        asked = kwargs.get("timeout")
+        kwargs["timeout"] = allowed if asked is None else min(asked, allowed)
+        return send(method, url, *args, **kwargs)
+
+    request.uncapped = send  # type: ignore[attr-defined]
+    session.request = request
 
 
 def _import_yfinance() -> Any:

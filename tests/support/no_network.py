@@ -4,8 +4,9 @@
 loopback (so integration tests can still talk to a server on 127.0.0.1) and Unix
 sockets. libcurl (curl_cffi, yfinance's default HTTP backend) opens its sockets in C,
 out of this guard's reach, so the guard also points yfinance's process-wide session
-at one that refuses every request; tests that want Yahoo install a ``YahooReplay``
-session instead.
+at one that refuses every request, and makes yfinance's ``new_session`` (which a
+``YahooSource`` without a session calls) return such a session; tests that want Yahoo
+install a ``YahooReplay`` session instead.
 
 Examples
 --------
@@ -95,6 +96,8 @@ def no_network() -> Iterator[None]:
         return real_connect_ex(sock, address)
 
     yfinance.data.YfData(session=refusing_session())
+    real_new_session = yfinance.data.new_session
+    yfinance.data.new_session = refusing_session
 
     socket.getaddrinfo = getaddrinfo
     socket.socket.connect = connect
@@ -102,6 +105,7 @@ def no_network() -> Iterator[None]:
     try:
         yield
     finally:
+        yfinance.data.new_session = real_new_session
         socket.getaddrinfo = real_getaddrinfo
         socket.socket.connect = real_connect
         socket.socket.connect_ex = real_connect_ex

@@ -62,7 +62,11 @@ def test_429_backs_off_every_caller_until_it_ends(clock):
 
 def test_429s_in_a_row_double_the_backoff_up_to_the_cap_and_a_success_resets_it(clock):
     limiter = make(clock, backoff=30, max_backoff=100)
-    assert [limiter.report_rate_limited() for _ in range(4)] == [30, 60, 100, 100]
+    backoffs = []
+    for _ in range(4):  # each 429 answers a request sent after the previous back-off ended
+        backoffs.append(limiter.report_rate_limited())
+        clock.advance(backoffs[-1])
+    assert backoffs == [30, 60, 100, 100]
     limiter.report_success()
     assert limiter.report_rate_limited() == 30
 

@@ -1,0 +1,81 @@
+"""A writer killed with SIGKILL at random points: every dataset reads back whole, as last committed.
+
+The writer (:mod:`tests.support.store_writer`) journals each version after
+``ParquetStore.write`` returns, so after a kill a dataset must hold the last journaled
+version, or the next one when the kill fell between the rename and the journal
+entry. Its leftovers are temporary files only, which a sweep (run at every server
+start) removes; nothing is ever quarantined.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+
+import pyarrow.parquet as pq
+import pytest
+
+from dataprovider.store import ParquetStore
+from tests.support.frames import assert_same_frame
+from tests.support.store_writer import DATASETS, parse_journal, version_frame, write_versions
+
+KILLS = 40
+SEED = 20240501
+
+
+@pytest.fixture(scope="module")
+def forkserver():
+    """Processes forked from a server that has imported pandas and the store: a start costs milliseconds."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tests.support.store_writer"])
+    return context
+
+
+def committed_version(root, ticker: str, allowed: list[int | None]) -> int | None:
+    """Which of the ``allowed`` versions the dataset holds (None: not written yet), checked in full."""
+    store = ParquetStore(root, memory_cache_bytes=0)  # every read goes to the file, page checksums verified
+    resolution = dict(DATASETS)[ticker]
+    info = store.info(ticker, resolution)
+    if info is None:
+        assert None in allowed, f"{ticker} vanished"
+        return None
+    version = int(info.meta.source.removeprefix("v"))
+    assert version in allowed, f"{ticker} holds version {version}, expected one of {allowed}"
+    frame, meta = version_frame(ticker, seed=SEED, version=version)
+    assert info.meta == meta and info.rows == len(frame)
+    assert_same_frame(store.read(ticker, resolution), frame)
+    pq.read_table(info.path, page_checksum_verification=True)  # the file as any Parquet reader sees it
+    return version
+
+
+def test_sigkill_at_random_points_never_loses_or_tears_a_dataset(tmp_path, forkserver):
+    rng = random.Random(SEED)
+    root = tmp_path / "cache"
+    current: dict[str, int | None] = {ticker: None for ticker, _ in DATASETS}
+    leftovers_seen = 0
+    for run in range(KILLS):
+        journal = tmp_path / f"journal-{run}"
+        first = 1000 * (run + 1)
+        ready = forkserver.Event()
+        writer = forkserver.Process(target=write_versions, args=(str(root), str(journal), SEED, first, ready))
+        writer.start()
+        assert ready.wait(30)
+        writer.join(rng.uniform(0.0, 0.12))  # let it write for a while: a few versions at most
+        writer.kill()  # SIGKILL
+        writer.join()
+        assert writer.exitcode == -9, "the writer ended before it was killed"
+
+        committed = parse_journal(journal)
+        for ticker in current:
+            last = committed.get(ticker)
+            allowed = [current[ticker], first] if last is None else [last, last + 1]
+            current[ticker] = committed_version(root, ticker, allowed)
+
+        temps = sorted(p.name for p in root.rglob(".*.tmp"))
+        assert all(name.startswith((".BTC-USD.parquet.", ".SPY.parquet.")) for name in temps)
+        leftovers_seen += len(temps)
+        assert ParquetStore(root).sweep_temp_files() == len(temps)
+        assert list(root.rglob("*.tmp")) == []
+        assert not (root / ".quarantine").exists()
+    assert leftovers_seen > 0  # some kills did land in the middle of a write
+    assert current["BTC-USD"] is not None and current["SPY"] is not None
