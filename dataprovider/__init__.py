@@ -27,6 +27,7 @@ from .errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from .subscriptions import LiveBar, Subscription
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -41,12 +42,14 @@ __all__ = [
     "DataResolution",
     "InternalServerError",
     "InvalidRequestError",
+    "LiveBar",
     "NoDataError",
     "NotCachedError",
     "RangeNotAvailableError",
     "RequestTimeoutError",
     "ServerBusyError",
     "StorageFullError",
+    "Subscription",
     "SymbolNotFoundError",
     "UpstreamError",
     "UpstreamRateLimitedError",

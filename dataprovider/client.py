@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -25,6 +25,7 @@ from .enums import DataPeriod, DataResolution
 from .errors import DataProviderError
 from .replies import BatchRun, Callback, query_payload, report_error, result_from_reply
 from .rest import RestTransport
+from .subscriptions import LiveBar, Subscription, Subscriptions
 
 __all__ = ["DEFAULT_URL", "DataProviderLocal"]
 
@@ -69,6 +70,7 @@ class DataProviderLocal:
         token = token or os.environ.get("DATAPROVIDER_TOKEN") or None
         self._socket = SocketConnection(self.url, timeout, token)
         self._rest = RestTransport(self.url, timeout, token)
+        self._live = Subscriptions(self, self._socket)
 
     # ------------------------------------------------------------ connection
     @property
@@ -93,7 +95,8 @@ class DataProviderLocal:
         return self
 
     def disconnect(self) -> None:
-        """Close the Socket.IO connection (no-op if closed)."""
+        """Close every live subscription and the Socket.IO connection (no-op if closed)."""
+        self._live.close_all()
         self._socket.close()
 
     # Names kept from earlier versions of the client.
@@ -340,6 +343,77 @@ class DataProviderLocal:
         for column in ("first", "last", "last_fetched"):
             frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
         return frame
+
+    # ------------------------------------------------------------ live bars
+    def subscribe(
+        self,
+        ticker: str,
+        resolution: DataResolution | str,
+        callback: Callable[[LiveBar], None],
+        *,
+        error_callback: Callable[[DataProviderError], None] | None = None,
+        history: int = 0,
+    ) -> Subscription:
+        """Receive the live bars of one ticker: ``callback(bar)`` for each update, in order.
+
+        Parameters
+        ----------
+        ticker : str
+            A Yahoo Finance symbol.
+        resolution : DataResolution or str
+            Bar width.
+        callback : callable
+            Called with a :class:`~dataprovider.subscriptions.LiveBar` for every update,
+            on the subscription's own thread: the forming bar each time it changes
+            (``is_final`` False), then once final.
+        error_callback : callable, optional
+            Called with the :class:`~dataprovider.errors.DataProviderError` when the
+            server's feed fails (it keeps trying); logged when not given.
+        history : int
+            Also deliver this many cached final bars first, oldest first.
+
+        Returns
+        -------
+        Subscription
+            ``close()`` it (or use it in a ``with`` block) to stop. It keeps the
+            connection open meanwhile, and reconnects and resumes after a drop, filling
+            the gap from the cache.
+
+        Raises
+        ------
+        DataProviderError
+            INVALID_TICKER, INVALID_RESOLUTION, NOT_CACHED (replay), ... as for
+            ``get_data``; CONNECTION_FAILED if the server cannot be reached.
+
+        Examples
+        --------
+        >>> with provider.subscribe("BTC-USD", "1d", print) as sub:       # doctest: +SKIP
+        ...     time.sleep(10)
+        """
+        return self._live.subscribe(ticker, resolution, callback, error_callback, history)
+
+    async def stream(
+        self, ticker: str, resolution: DataResolution | str, *, history: int = 0
+    ) -> AsyncIterator[LiveBar]:
+        """The live bars of one ticker as an async iterator (``async for bar in provider.stream(...)``).
+
+        Leaving the loop (``break``, an exception, a cancelled task) unsubscribes.
+        Feed failures are logged and the stream goes on. See :meth:`subscribe`.
+        """
+        loop = asyncio.get_running_loop()
+        bars: asyncio.Queue[LiveBar] = asyncio.Queue()
+        subscription = await asyncio.to_thread(
+            self.subscribe,
+            ticker,
+            resolution,
+            lambda bar: loop.call_soon_threadsafe(bars.put_nowait, bar),
+            history=history,
+        )
+        try:
+            while True:
+                yield await bars.get()
+        finally:
+            await asyncio.to_thread(subscription.close)
 
     def health(self) -> dict[str, Any]:
         """The server's ``/api/health`` answer (version, protocol, cached instruments)."""

@@ -27,7 +27,7 @@ from websocket._abnf import frame_buffer
 from . import protocol
 from .errors import ConnectionFailedError, RequestTimeoutError, error_from_payload
 
-__all__ = ["RequestTicket", "SocketConnection"]
+__all__ = ["DISCONNECTED", "RequestTicket", "SocketConnection"]
 
 logger = logging.getLogger("dataprovider.client")
 
@@ -38,9 +38,16 @@ _REPLY_EVENTS = (
     protocol.BATCH_RESPONSE,
     protocol.BATCH_ERROR,
     protocol.BATCH_PROGRESS,
+    protocol.SUBSCRIBED,
+    protocol.UNSUBSCRIBED,
+    protocol.SUBSCRIPTION_ERROR,
+    protocol.BAR_UPDATE,
 )
-_FINAL_REPLIES = (protocol.DATA_RESPONSE, protocol.BATCH_RESPONSE)
-_FINAL_ERRORS = (protocol.DATA_ERROR, protocol.BATCH_ERROR)
+_FINAL_REPLIES = (protocol.DATA_RESPONSE, protocol.BATCH_RESPONSE, protocol.SUBSCRIBED, protocol.UNSUBSCRIBED)
+_FINAL_ERRORS = (protocol.DATA_ERROR, protocol.BATCH_ERROR, protocol.SUBSCRIPTION_ERROR)
+#: What a listener (see SocketConnection.listen) is told besides messages: the connection went down.
+DISCONNECTED = "disconnected"
+_LIVE_EVENTS = (protocol.SUBSCRIBED, protocol.BAR_UPDATE, protocol.SUBSCRIPTION_ERROR)
 _LOST = "connection lost"
 _ABANDONED = "abandoned"
 
@@ -90,6 +97,11 @@ class _InOrderEngineIOClient(engineio.Client):
     def _trigger_event(self, event, *args, **kwargs):
         kwargs.pop("run_async", None)
         return super()._trigger_event(event, *args, **kwargs)
+
+    def disconnect(self, abort=False, reason=None):
+        """Disconnect; on the read loop itself (the server said goodbye) without joining it."""
+        on_read_loop = threading.current_thread() is self.read_loop_task
+        return super().disconnect(abort=abort or on_read_loop, reason=reason)
 
 
 class _InOrderSocketIOClient(socketio.Client):
@@ -147,6 +159,8 @@ class SocketConnection:
         self._emit_guard = threading.Lock()  # python-socketio's emit is not thread-safe
         self._in_flight = 0
         self._held = False
+        self._retained = 0  # live subscriptions keeping the connection open
+        self._listeners: list[Callable[[str, Any], None]] = []
         self._ids = itertools.count(1)
         self._tag = uuid.uuid4().hex[:8]
         self._sio = self._new_socket()
@@ -202,6 +216,28 @@ class SocketConnection:
             if self._sio.connected:
                 self._sio.disconnect()
 
+    def retain(self) -> None:
+        """Keep the connection open for one more user (a live subscription) until :meth:`release`."""
+        with self._state_guard:
+            self._retained += 1
+
+    def release(self) -> None:
+        """One user fewer; the connection closes when nothing else keeps it open."""
+        with self._state_guard:
+            self._retained = max(0, self._retained - 1)
+            if not self._in_use() and self._sio.connected:
+                self._sio.disconnect()
+
+    def listen(self, listener: Callable[[str, Any], None]) -> None:
+        """Call ``listener(event, payload)`` for each live-bar message, and with DISCONNECTED when the connection drops.
+
+        It runs on the connection's read loop, in the order messages arrive: it must only hand them on.
+        """
+        self._listeners.append(listener)
+
+    def _in_use(self) -> bool:
+        return self._in_flight > 0 or self._held or self._retained > 0
+
     # ------------------------------------------------------------- requests
     def request(
         self,
@@ -249,7 +285,7 @@ class SocketConnection:
                 self._pending.pop(request_id, None)
             with self._state_guard:  # held across the check and the close: no request slips in between
                 self._in_flight -= 1
-                if auto_disconnect and self._in_flight == 0 and not self._held and self._sio.connected:
+                if auto_disconnect and not self._in_use() and self._sio.connected:
                     self._sio.disconnect()
 
     def _wait(
@@ -299,8 +335,11 @@ class SocketConnection:
                 replies = self._pending.get(request_id)
             if replies is not None:
                 replies.put((event, payload))
-            else:
+            elif event not in _LIVE_EVENTS:
                 logger.debug("dropping %s for request %s, which is no longer awaited", event, request_id)
+            if event in _LIVE_EVENTS:
+                for listener in self._listeners:
+                    listener(event, payload)
 
         return handler
 
@@ -315,3 +354,5 @@ class SocketConnection:
             waiting = list(self._pending.values())
         for replies in waiting:
             replies.put((_LOST, None))
+        for listener in self._listeners:
+            listener(DISCONNECTED, None)

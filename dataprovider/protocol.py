@@ -77,6 +77,8 @@ PROTOCOL_VERSION = 1
 GET_DATA = "get_data"
 GET_BATCH_DATA = "get_batch_data"
 CANCEL = "cancel"  # {request_id}: drop the rest of a request the client stopped waiting for
+SUBSCRIBE = "subscribe"  # {request_id, ticker, resolution}: live bars of one key
+UNSUBSCRIBE = "unsubscribe"  # {request_id} or {subscription_id}
 # Server -> client events.
 CONNECTION_RESPONSE = "connection_response"
 DATA_RESPONSE = "data_response"
@@ -85,6 +87,10 @@ DATA_STATUS = "data_status"
 BATCH_RESPONSE = "batch_response"
 BATCH_ERROR = "batch_error"
 BATCH_PROGRESS = "batch_progress"
+SUBSCRIBED = "subscribed"
+UNSUBSCRIBED = "unsubscribed"
+BAR_UPDATE = "bar_update"
+SUBSCRIPTION_ERROR = "subscription_error"
 
 #: Largest binary attachment sent (about), below python-socketio's default 1 MB message limit.
 CHUNK_BYTES = 900_000
@@ -116,6 +122,37 @@ _FIELD_NAME_CHARS = 64
 _QUERY_FIELDS = ("request_id", "resolution", "period", "time_start", "time_end", "limit", "local_only", "format")
 DATA_FIELDS = ("ticker", *_QUERY_FIELDS)
 BATCH_FIELDS = ("tickers", *_QUERY_FIELDS)
+
+
+SUBSCRIBE_FIELDS = ("request_id", "ticker", "resolution")
+UNSUBSCRIBE_FIELDS = ("request_id", "subscription_id")
+
+
+@dataclass(frozen=True)
+class SubscribeRequest:
+    """A validated ``subscribe`` request: live bars of (ticker, resolution)."""
+
+    request_id: str
+    ticker: str
+    resolution: DataResolution
+
+    @property
+    def subscription_id(self) -> str:
+        """The id of the subscription: one per (ticker, resolution), shared by all its subscribers."""
+        return subscription_id(self.ticker, self.resolution)
+
+
+@dataclass(frozen=True)
+class UnsubscribeRequest:
+    """A validated ``unsubscribe`` request: by the subscribe request's id, or by subscription id."""
+
+    request_id: str | None
+    subscription_id: str | None
+
+
+def subscription_id(ticker: str, resolution: DataResolution) -> str:
+    """The subscription id of a key, e.g. ``'live:SPY:1d'`` (also its Socket.IO room)."""
+    return f"live:{ticker}:{DataResolution.parse(resolution).value}"
 
 
 @dataclass(frozen=True)
@@ -223,6 +260,65 @@ def parse_batch_request(payload: object, formats: tuple[str, ...] = FORMATS) -> 
     placeholder = next(iter(tickers), "SPY")
     query = _query(body, placeholder)
     return BatchRequest(_request_id(body), query, list(tickers), invalid, _format(body, formats))
+
+
+def parse_subscribe_request(payload: object) -> SubscribeRequest:
+    """Validate a ``subscribe`` payload: the same rules, codes and messages as ``get_data``.
+
+    Raises
+    ------
+    InvalidRequestError
+        With the code and field at fault and a message saying what to send.
+
+    Examples
+    --------
+    >>> parse_subscribe_request({"ticker": "spy", "resolution": "1m"}).subscription_id
+    'live:SPY:1m'
+    """
+    body = _require_object(payload, SUBSCRIBE_FIELDS)
+    ticker = validate_ticker(body.get("ticker"))
+    resolution = _enum(DataResolution, body.get("resolution", "1d"), "resolution", "INVALID_RESOLUTION")
+    return SubscribeRequest(_request_id(body), ticker, resolution)
+
+
+def parse_unsubscribe_request(payload: object) -> UnsubscribeRequest:
+    """Validate an ``unsubscribe`` payload: ``subscription_id``, or the ``request_id`` of the subscribe.
+
+    Raises
+    ------
+    InvalidRequestError
+        INVALID_PAYLOAD when neither is given, or either is not a usable id.
+    """
+    body = _require_object(payload, UNSUBSCRIBE_FIELDS)
+    request_id = None if body.get("request_id") is None else _request_id(body)
+    value = body.get("subscription_id")
+    if value is not None and not _usable_request_id(value):
+        raise InvalidRequestError(
+            f"subscription_id must be the id a subscribed reply gave (such as 'live:SPY:1d'); "
+            f"got {describe_value(value)}",
+            code="INVALID_PAYLOAD",
+            field="subscription_id",
+        )
+    if request_id is None and value is None:
+        raise InvalidRequestError(
+            "send the subscription_id of the subscription to end, or the request_id of its subscribe",
+            code="INVALID_PAYLOAD",
+            field="subscription_id",
+        )
+    return UnsubscribeRequest(request_id, value)
+
+
+def bar_payload(time: pd.Timestamp, row: Any) -> dict[str, Any]:
+    """One bar on the wire: ``time`` (ISO-8601, exchange timezone), then OHLCV (float prices, volume as stored)."""
+    volume = row.Volume
+    return {
+        "time": time.isoformat(),
+        "open": float(row.Open),
+        "high": float(row.High),
+        "low": float(row.Low),
+        "close": float(row.Close),
+        "volume": volume.item() if hasattr(volume, "item") else volume,
+    }
 
 
 def _require_object(payload: object, allowed: tuple[str, ...]) -> dict[str, Any]:

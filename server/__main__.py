@@ -4,6 +4,7 @@ Examples
 --------
     python -m server                                   # 127.0.0.1:5001, sample data loaded
     python -m server --port 5002 --data-dir ./bars --offline
+    python -m server --replay 2                        # live subscriptions replay the cache, 2 bars/s
     python -m server import prices.csv --ticker SPY --resolution 1d
 """
 
@@ -98,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-file", default="data_server.log", help="rotating log file ('' for none)")
     serve.add_argument("--offline", action="store_true", help="never contact Yahoo Finance; serve the cache")
     serve.add_argument("--no-samples", action="store_true", help="do not load the bundled sample data")
+    serve.add_argument(
+        "--replay",
+        type=_positive(float),
+        metavar="SPEED",
+        help="live subscriptions play the cached history forward as if live, SPEED bars a second (implies --offline)",
+    )
     serve.add_argument("--memory-cache-mb", type=int, default=512, help="memory for hot datasets (default 512)")
     serve.add_argument("--workers", type=int, default=8, help="threads for downloads and batches (default 8)")
     serve.add_argument("--token", help="require this token from every client (default: $DATAPROVIDER_TOKEN)")
@@ -150,6 +157,7 @@ def serve(args: argparse.Namespace) -> int:
         insecure_no_auth=args.insecure_no_auth,
         allowed_origins=tuple(args.allow_origin or _split(os.environ.get("DATAPROVIDER_ALLOWED_ORIGINS", ""))),
         limits=_limits(args),
+        replay=args.replay,
     )
     configure_logging(settings.log_level, settings.log_file)
     try:
@@ -173,6 +181,8 @@ def serve(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     handle.start()
     upstream = "offline" if server_app.service.source is None else server_app.service.source.name
+    if settings.replay is not None:
+        upstream = f"replay of the cache at {settings.replay:g} bars/s"
     logger.info(
         "dataprovider %s serving %s (data: %s, %d datasets, upstream: %s); Ctrl-C stops it",
         __version__,

@@ -11,16 +11,20 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 from dataprovider import protocol
+from dataprovider.enums import DataResolution
+from dataprovider.errors import UpstreamUnavailableError
+from dataprovider.live import Feed, PollingFeed, ReplayFeed
 from dataprovider.service import DataService
 from dataprovider.sources.sample import sample_datasets
 from dataprovider.store import ParquetStore
 
 from .auth import install_rest_guard, origin_checker
 from .events import register_events
+from .live import FeedFactory, LiveHub
 from .routes import make_api, register_error_handlers
 from .settings import Settings
 
-__all__ = ["ServerApp", "build_service", "create_app"]
+__all__ = ["ServerApp", "build_service", "create_app", "feed_factory"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,22 +37,24 @@ class ServerApp:
     socketio: SocketIO
     service: DataService
     workers: ThreadPoolExecutor
+    live: LiveHub
 
     def close(self) -> None:
-        """Stop the worker threads and the service's (pending work is abandoned)."""
+        """Stop the live streams, the worker threads and the service's (pending work is abandoned)."""
+        self.live.close()
         self.workers.shutdown(wait=False, cancel_futures=True)
         self.service.close()
 
 
 def build_service(settings: Settings, source=None) -> DataService:
-    """The service for ``settings``: the cache in ``data_dir``, topped up from Yahoo unless offline.
+    """The service for ``settings``: the cache in ``data_dir``, topped up from Yahoo unless offline or replaying.
 
     Stray temporary files are swept and, unless disabled, the bundled sample data
     is loaded where the cache lacks a dataset.
     """
     store = ParquetStore(Path(settings.data_dir), memory_cache_bytes=settings.memory_cache_mb * 2**20)
     store.sweep_temp_files()
-    if source is None and not settings.offline:
+    if source is None and not settings.offline and settings.replay is None:
         from dataprovider.sources.yahoo import YahooSource
 
         source = YahooSource(cache_dir=store.root / ".yfinance")
@@ -58,6 +64,23 @@ def build_service(settings: Settings, source=None) -> DataService:
         if loaded:
             logger.info("loaded %d sample dataset(s) into %s", loaded, store.root)
     return service
+
+
+def feed_factory(settings: Settings, service: DataService) -> FeedFactory:
+    """How live subscriptions get their bars: a replay of the cache with ``--replay``, else polls of the source."""
+
+    def make_feed(ticker: str, resolution: DataResolution) -> Feed:
+        if settings.replay is not None:
+            return ReplayFeed(service, ticker, resolution, settings.replay)
+        if service.source is None:
+            raise UpstreamUnavailableError(
+                "this server runs offline, so it has no live bars: start it with `--replay SPEED` to play "
+                "the cached history forward as if live, or without --offline to poll Yahoo Finance",
+                ticker=ticker,
+            )
+        return PollingFeed(service, ticker, resolution)
+
+    return make_feed
 
 
 def create_app(settings: Settings, service: DataService | None = None) -> ServerApp:
@@ -90,5 +113,5 @@ def create_app(settings: Settings, service: DataService | None = None) -> Server
     install_rest_guard(app, settings.token, settings.allowed_origins)
     app.register_blueprint(make_api(service))
     register_error_handlers(app)
-    register_events(socketio, service, workers, settings.token, settings.limits)
-    return ServerApp(app, socketio, service, workers)
+    live = register_events(socketio, service, workers, feed_factory(settings, service), settings.token, settings.limits)
+    return ServerApp(app, socketio, service, workers, live)

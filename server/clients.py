@@ -115,6 +115,12 @@ class ClientRegistry:
         client = self._get(sid)
         return client.in_flight if client is not None else 0
 
+    def behind(self, sid: str) -> bool:
+        """Whether ``sid`` has more unsent replies than ``limits.max_unsent_bytes`` (pushed bars skip it then)."""
+        client = self._get(sid)
+        outbox = client.outbox if client is not None else None
+        return outbox is not None and outbox.unsent_bytes() >= self.limits.max_unsent_bytes
+
     def wait_for_reader(self, sid: str) -> bool:
         """Wait while ``sid`` has more unsent replies than ``limits.max_unsent_bytes``.
 

@@ -18,6 +18,7 @@ from .answers import answer_batch, internal_error, status_reporter
 from .auth import socket_token, token_matches, unauthorized
 from .clients import ClientRegistry
 from .limits import FairQueue, Limits, Outbox, count_unsent
+from .live import FeedFactory, LiveHub
 
 __all__ = ["register_events"]
 
@@ -38,10 +39,11 @@ def register_events(
     socketio: SocketIO,
     service: DataService,
     workers: Executor,
+    make_feed: FeedFactory,
     token: str | None = None,
     limits: Limits | None = None,
-) -> None:
-    """Attach every protocol event handler to ``socketio``.
+) -> LiveHub:
+    """Attach every protocol event handler to ``socketio``; returns the hub of live subscriptions.
 
     The handlers are registered on the underlying python-socketio server, which
     calls them with the client's ``sid``: they need no Flask request context,
@@ -55,6 +57,9 @@ def register_events(
     ``limits`` (defaults: :class:`~server.limits.Limits`) bound what one client
     may ask: a request beyond them is answered BUSY at once, never dropped; a
     client that does not read its replies is made to wait, then disconnected.
+
+    ``make_feed(ticker, resolution)`` gives the live feed of a key for
+    ``subscribe`` (see :mod:`server.live`).
     """
     server = socketio.server
     clients = ClientRegistry(limits)
@@ -83,7 +88,21 @@ def register_events(
             sid,
         )
 
+    def push(event: str, sid: str, payload: dict[str, Any]) -> None:
+        """A live message; a bar for a client that is not reading is skipped (its client sees the seq gap)."""
+        if event == protocol.BAR_UPDATE and clients.behind(sid):
+            return
+        reply(event, payload, sid)
+
+    live = LiveHub(
+        make_feed,
+        push,
+        lambda sid, room: server.enter_room(sid, room),
+        lambda sid, room: server.leave_room(sid, room),
+    )
+
     def on_disconnect(sid: str, reason: Any = None) -> None:
+        live.disconnected(sid)
         clients.forget(sid)
 
     def on_cancel(sid: str, payload: Any = None) -> None:
@@ -154,6 +173,14 @@ def register_events(
             raise
         return True
 
+    def subscribe(sid: str, request_id: str | None, payload: object) -> bool:
+        live.subscribe(sid, protocol.parse_subscribe_request(payload))
+        return False
+
+    def unsubscribe(sid: str, request_id: str | None, payload: object) -> bool:
+        live.unsubscribe(sid, protocol.parse_unsubscribe_request(payload))
+        return False
+
     def event(error_event: str, handler: Callable[[str, str | None, object], bool]):
         """A handler taking (sid, *args) that applies the limits, checks the arguments and answers any failure.
 
@@ -187,7 +214,8 @@ def register_events(
             clients.take_event(sid)  # metered like any other event: past the rate, BUSY
             raise InvalidRequestError(
                 f"unknown event {str(event)[:64]!r}: the server handles {protocol.GET_DATA!r}, "
-                f"{protocol.GET_BATCH_DATA!r} and {protocol.CANCEL!r}",
+                f"{protocol.GET_BATCH_DATA!r}, {protocol.CANCEL!r}, {protocol.SUBSCRIBE!r} and "
+                f"{protocol.UNSUBSCRIBE!r}",
                 code="UNKNOWN_EVENT",
                 details={"event": str(event)[:64]},
             )
@@ -200,4 +228,7 @@ def register_events(
     server.on(protocol.CANCEL, on_cancel)
     server.on(protocol.GET_DATA, event(protocol.DATA_ERROR, get_data))
     server.on(protocol.GET_BATCH_DATA, event(protocol.BATCH_ERROR, get_batch_data))
+    server.on(protocol.SUBSCRIBE, event(protocol.SUBSCRIPTION_ERROR, subscribe))
+    server.on(protocol.UNSUBSCRIBE, event(protocol.SUBSCRIPTION_ERROR, unsubscribe))
     server.on("*", on_unknown_event)
+    return live

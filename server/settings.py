@@ -65,6 +65,9 @@ class Settings:
     limits : Limits
         What one client may ask: requests in flight, events per second,
         requests waiting for a worker, unread replies (:class:`server.limits.Limits`).
+    replay : float or None
+        Live subscriptions replay the cached history at this many bars a second
+        (and Yahoo is never contacted); None: they poll Yahoo.
     """
 
     host: str = DEFAULT_HOST
@@ -80,6 +83,7 @@ class Settings:
     insecure_no_auth: bool = False
     allowed_origins: tuple[str, ...] = ()
     limits: Limits = Limits()
+    replay: float | None = None
 
     def check_exposure(self) -> None:
         """Refuse a non-loopback address without a token (unless explicitly insecure).

@@ -175,7 +175,7 @@ def test_unknown_event(raw):
     while name == protocol.CONNECTION_RESPONSE:
         name, error = raw.events.get(timeout=10)
     assert (name, error["request_id"]) == (protocol.DATA_ERROR, "u")
-    assert_error(error, "UNKNOWN_EVENT", None, "'get_data', 'get_batch_data' and 'cancel'")
+    assert_error(error, "UNKNOWN_EVENT", None, "'get_data', 'get_batch_data', 'cancel', 'subscribe' and 'unsubscribe'")
     assert_still_serving(raw)
 
 
