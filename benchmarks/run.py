@@ -19,7 +19,10 @@ work and prints a table of medians and ratios (and writes them as JSON):
 5. slicing: one month out of ten years of minute bars, against a file of that
    month alone;
 6. memory: the client's peak memory while decoding the large frame (in a fresh
-   process), and the server's memory while 50 clients make requests at once.
+   process), and the server's memory while 50 clients make requests at once;
+7. live fan-out: 20 clients subscribed to one key of a second server replaying the
+   cache (``--replay``): the updates every subscriber received out of those sent,
+   and how far apart in time the subscribers received each one.
 
 ``--quick`` runs every measurement on small data with few repetitions, only to
 check that the suite works (CI does this); its figures mean nothing.
@@ -38,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -88,6 +92,8 @@ class Sizes:
     slice_repeats: int = 9
     load_clients: int = 50
     load_requests: int = 20
+    live_subscribers: int = 20
+    live_seconds: float = 10.0
 
 
 QUICK = Sizes(
@@ -101,7 +107,11 @@ QUICK = Sizes(
     slice_repeats=3,
     load_clients=5,
     load_requests=3,
+    live_subscribers=3,
+    live_seconds=2.0,
 )
+#: Hourly bars a second the replaying server plays (each is sent forming 12 times, then final).
+LIVE_SPEED = 10
 
 
 # ----------------------------------------------------------------- helpers
@@ -336,6 +346,41 @@ def memory(url: str, server_pid: int, sizes: Sizes) -> list[Row]:
     ]
 
 
+def live_fanout(url: str, sizes: Sizes) -> list[Row]:
+    """Subscribers of one replayed key: did every one get every update, and how far apart in time."""
+    received: dict[int, list[float]] = defaultdict(list)
+    guard = threading.Lock()
+
+    def on_bar(bar) -> None:
+        stamp = time.perf_counter()
+        with guard:
+            received[bar.seq].append(stamp)
+
+    providers = [DataProviderLocal(url, timeout=60) for _ in range(sizes.live_subscribers)]
+    subscriptions = [provider.subscribe("LIVE", "1h", on_bar) for provider in providers]
+    with guard:
+        first_for_all = max(received, default=0) + 1  # updates sent once every subscriber had joined
+    time.sleep(sizes.live_seconds)
+    for provider in providers:
+        provider.disconnect()
+    sent = [seq for seq in received if seq is not None and seq >= first_for_all]
+    complete = [received[seq] for seq in sent if len(received[seq]) == len(subscriptions)]
+    spread = [max(times) - min(times) for times in complete]
+    share = len(complete) / max(1, len(sent))
+    return [
+        Row(
+            "7 live",
+            f"updates all {len(subscriptions)} subscribers got / sent",
+            share,
+            "x",
+            target="1.0 (nothing lost)",
+            ok=share == 1.0,
+        ),
+        Row("7 live", f"spread between subscribers p50 ({len(sent)} updates)", ms(spread), "ms"),
+        Row("7 live", "spread between subscribers p99", ms(spread, 99), "ms"),
+    ]
+
+
 # ------------------------------------------------------------------ report
 def build_data(root: Path, sizes: Sizes) -> None:
     d1, m1 = DataResolution.DAY_01, DataResolution.MINUTE_01
@@ -346,6 +391,7 @@ def build_data(root: Path, sizes: Sizes) -> None:
     decade = datasets.equity_minutes(sizes.slice_years)
     datasets.write(root, "DECADE", m1, decade)
     datasets.write(root, "MONTH", m1, decade.loc["2024-06-01":"2024-06-30"])
+    datasets.write(root, "LIVE", m1, datasets.minutes_24x7(600 * 60))
 
 
 def print_table(rows: list[Row]) -> None:
@@ -392,6 +438,9 @@ def main(argv: list[str] | None = None) -> int:
         ]
         server = start_server(port, *arguments, log=work / "server.log", cwd=ROOT)
         processes.append(server)
+        replay_port = free_port()
+        replaying = ["--replay", str(LIVE_SPEED), *arguments]
+        processes.append(start_server(replay_port, *replaying, log=work / "replay.log", cwd=ROOT))
         echo = [sys.executable, str(ROOT / "benchmarks" / "echo_server.py"), str(echo_port)]
         processes.append(
             start_process(echo, echo_url + "/socket.io/?EIO=4&transport=polling", work / "echo.log", cwd=ROOT)
@@ -403,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             *batch(url, data_dir, sizes, args.arcticdb_python),
             *slicing(url, sizes),
             *memory(url, server.pid, sizes),
+            *live_fanout(f"http://127.0.0.1:{replay_port}", sizes),
         ]
     finally:
         for process in processes:

@@ -17,7 +17,9 @@ Delivery rules (docs/PROTOCOL.md, "Live bars"):
   marked ``seq=None``; with ``history=N`` the first subscribe delivers the N final bars
   before the first update the same way;
 * when the connection drops, the subscription reconnects (waiting 0.5 s, then
-  doubling up to 5 s) and subscribes again, until it is closed.
+  doubling up to 5 s) and subscribes again, until it is closed;
+* feed failures go to ``error_callback`` (the server keeps trying); when the
+  server ends the subscription (an unknown symbol), it is closed too.
 """
 
 from __future__ import annotations
@@ -137,10 +139,13 @@ class Subscription:
 
     def close(self) -> None:
         """Unsubscribe and stop delivering (idempotent; waits for a callback under way)."""
+        self._close(unsubscribe=True)
+
+    def _close(self, *, unsubscribe: bool) -> None:
         if self.closed:
             return
         self.closed = True
-        self._owner.remove(self)
+        self._owner.remove(self, unsubscribe=unsubscribe)
         self._inbox.put(_STOP)
         if threading.current_thread() is not self._thread and self._thread.is_alive():
             self._thread.join()
@@ -163,8 +168,8 @@ class Subscription:
     def _update(self, payload: dict[str, Any]) -> None:
         self._inbox.put(("bar", payload))
 
-    def _failed(self, error: DataProviderError) -> None:
-        self._inbox.put(("error", error))
+    def _failed(self, error: DataProviderError, ended: bool) -> None:
+        self._inbox.put(("ended" if ended else "error", error))
 
     # ----------------------------------------------------- delivery thread
     def _deliver_all(self) -> None:
@@ -180,6 +185,8 @@ class Subscription:
                     self._deliver_update(LiveBar.from_update(value))
                 else:
                     self._report(value)
+                    if kind == "ended":  # the server ended the subscription (an unknown symbol)
+                        self._close(unsubscribe=False)
             except Exception:  # a failing callback must not end the subscription
                 logger.exception("live %s: a callback failed", self.subscription_id)
 
@@ -254,8 +261,8 @@ class Subscriptions:
             raise
         return subscription
 
-    def remove(self, subscription: Subscription) -> None:
-        """Forget a closed subscription; the last one of a key unsubscribes it on the server."""
+    def remove(self, subscription: Subscription, *, unsubscribe: bool = True) -> None:
+        """Forget a closed subscription; the last one of a key unsubscribes it on the server (if ``unsubscribe``)."""
         with self._guard:
             siblings = self._active.get(subscription.subscription_id, [])
             if subscription in siblings:
@@ -263,7 +270,7 @@ class Subscriptions:
             last = not siblings
             if last:
                 self._active.pop(subscription.subscription_id, None)
-        if last and self._connection.connected:
+        if unsubscribe and last and self._connection.connected:
             try:
                 self._connection.request(
                     protocol.UNSUBSCRIBE,
@@ -336,7 +343,7 @@ class Subscriptions:
             elif event == protocol.BAR_UPDATE:
                 subscription._update(payload)
             elif payload.get("request_id") is None:  # a failure of the stream, not of a request
-                subscription._failed(error_from_payload(payload))
+                subscription._failed(error_from_payload(payload), bool(payload.get("ended")))
 
     def _reconnect(self) -> None:
         """Reconnect and subscribe again to every key, until done or nothing is subscribed any more."""

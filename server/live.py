@@ -23,7 +23,7 @@ from typing import Any
 
 from dataprovider import protocol
 from dataprovider.enums import DataResolution
-from dataprovider.errors import DataProviderError, InvalidRequestError, ServerBusyError
+from dataprovider.errors import DataProviderError, InvalidRequestError, ServerBusyError, SymbolNotFoundError
 from dataprovider.live import BarUpdate, Feed
 
 __all__ = ["LiveHub", "MAX_SUBSCRIPTIONS"]
@@ -99,9 +99,15 @@ class LiveHub:
                     f"this connection already has {MAX_SUBSCRIPTIONS} subscriptions: unsubscribe some first",
                     details={"max": MAX_SUBSCRIPTIONS},
                 )
+            running = key in self._streams
+        # Made outside the lock: a replay reads the cache first, and other streams go on meanwhile.
+        feed = None if running else self._make_feed(request.ticker, request.resolution)
+        with self._guard:
             stream = self._streams.get(key)
             if stream is None:
-                stream = self._start(request.ticker, request.resolution, key)
+                if feed is None:  # the stream ended while this request was on its way
+                    feed = self._make_feed(request.ticker, request.resolution)
+                stream = self._start(request.ticker, request.resolution, key, feed)
             stream.subscribers.add(sid)
             self._requests[(sid, request.request_id)] = key
             self._enter_room(sid, key)
@@ -167,8 +173,7 @@ class LiveHub:
         stream = self._streams.get(key)
         return stream.subscribers if stream is not None else set()
 
-    def _start(self, ticker: str, resolution: DataResolution, key: str) -> _Stream:
-        feed = self._make_feed(ticker, resolution)  # raises (NOT_CACHED, ...) before anything is kept
+    def _start(self, ticker: str, resolution: DataResolution, key: str, feed: Feed) -> _Stream:
         stream = _Stream(key, ticker, resolution)
         self._streams[key] = stream
         self.streams_started += 1
@@ -192,6 +197,9 @@ class LiveHub:
         while not stream.stop.is_set():
             try:
                 updates, wait = feed.step()
+            except SymbolNotFoundError as exc:  # it never will have bars: end the subscriptions
+                self._end(stream, exc)
+                return
             except DataProviderError as exc:
                 self._report(stream, exc)
                 updates, wait = [], _RETRY_SECONDS
@@ -223,6 +231,16 @@ class LiveHub:
             }
             for sid in list(stream.subscribers):
                 self._send(protocol.BAR_UPDATE, sid, stream.latest)
+
+    def _end(self, stream: _Stream, error: DataProviderError) -> None:
+        """End a stream and every subscription to it, telling each subscriber why (``ended: true``)."""
+        logger.warning("live %s: ended: %s", stream.subscription_id, error)
+        with self._guard:
+            payload = {**protocol.error_reply(None, error), "subscription_id": stream.subscription_id, "ended": True}
+            for sid in list(stream.subscribers):
+                self._send(protocol.SUBSCRIPTION_ERROR, sid, payload)
+                if self._streams.get(stream.subscription_id) is stream:
+                    self._leave(sid, stream.subscription_id)
 
     def _report(self, stream: _Stream, error: DataProviderError) -> None:
         """Tell the subscribers the feed failed (once per kind of failure; the stream goes on trying)."""

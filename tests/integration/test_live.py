@@ -247,6 +247,19 @@ def test_polled_final_bars_land_in_the_cache_and_two_subscribers_cost_one_poll(y
     assert len(replay.requests_for("NVDA")) == asked, "no poll once nobody subscribes"
 
 
+def test_an_unknown_symbol_ends_the_subscription_with_the_reason(yahoo):
+    server, replay, _ = yahoo
+    replay.add_unknown("NOPE")
+    seen = Collector()
+    subscription = server.client().subscribe("NOPE", "1d", seen, error_callback=seen.error)
+    seen.wait_for(lambda c: c.errors)
+    assert [error.code for error in seen.errors] == ["SYMBOL_NOT_FOUND"]
+    deadline = time.monotonic() + 5
+    while not subscription.closed and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert subscription.closed and server.app.live.active() == {} and seen.bars == []
+
+
 def test_an_offline_server_without_replay_says_how_to_get_live_bars(live_server):
     provider = live_server().client(raise_errors=True)
     with pytest.raises(Exception) as info:
