@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,7 +79,11 @@ def start_server(port: int, *arguments: str, log: Path, timeout: float = 60.0, *
 
 
 def ensure_server(
-    url: str | None = None, *, data_dir: str | os.PathLike[str] | None = None, startup_timeout: float = 60.0
+    url: str | None = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    startup_timeout: float = 60.0,
+    arguments: Sequence[str] = (),
 ) -> str:
     """Return the URL of a running server, starting one on ``url``'s port if none answers.
 
@@ -92,6 +97,9 @@ def ensure_server(
         default, see ``python -m server --help``).
     startup_timeout : float
         Seconds to wait for a started server to answer.
+    arguments : sequence of str
+        More ``python -m server`` options for a server started here, such as
+        ``("--replay", "5")``; a server that already answers is used as it is.
 
     Raises
     ------
@@ -101,7 +109,8 @@ def ensure_server(
     Examples
     --------
     >>> url = ensure_server()                                           # doctest: +SKIP
-    >>> provider = DataProviderLocal(url)
+    >>> provider = DataProviderLocal(url)                               # doctest: +SKIP
+    >>> url = ensure_server(arguments=["--replay", "5"])                # doctest: +SKIP
     """
     url = (url or os.environ.get("DATAPROVIDER_URL") or DEFAULT_URL).rstrip("/")
     if _answers(url + "/api/health"):
@@ -109,9 +118,9 @@ def ensure_server(
     parts = urlsplit(url)
     if parts.hostname not in ("127.0.0.1", "localhost"):
         raise RuntimeError(f"no server answers at {url}, and only a local one can be started from here")
-    arguments = ["--log-file", ""] + (["--data-dir", os.fspath(data_dir)] if data_dir is not None else [])
+    options = ["--log-file", "", *(["--data-dir", os.fspath(data_dir)] if data_dir is not None else []), *arguments]
     log = Path(tempfile.gettempdir()) / f"dataprovider-server-{parts.port}.log"
-    process = start_server(parts.port or 80, *arguments, log=log, timeout=startup_timeout)
+    process = start_server(parts.port or 80, *options, log=log, timeout=startup_timeout)
     STARTED[url] = process
     atexit.register(stop, process)
     logger.info("started a dataprovider server at %s (pid %d, log %s)", url, process.pid, log)

@@ -34,7 +34,7 @@ from .enums import DataPeriod, DataResolution
 from .errors import DataProviderError
 from .frames import bar_ends
 from .query import BarsQuery
-from .resample import derivation_sources, resample_bars
+from .resample import derivation_sources
 from .service import DataService
 
 __all__ = ["REPLAY_BARS", "BarUpdate", "Feed", "PollingFeed", "ReplayFeed"]
@@ -189,24 +189,30 @@ class ReplayFeed:
         final = BarUpdate.of(time, next(self._frame.iloc[position : position + 1].itertuples()), True)
         if self._finer is None:
             return [final]
-        source, finer = self._finer
+        finer = self._finer
         inside = finer[(finer.index >= time) & (finer.index < bar_ends(pd.DatetimeIndex([time]), self.resolution)[0])]
         if inside.empty:
             return [final]
-        # Group the finer bars so that a bar gets at most MAX_FORMING_UPDATES forming updates.
+        # The bar so far after each finer bar (open first, high max, low min, close last,
+        # volume sum), taken after every group-th one: at most MAX_FORMING_UPDATES updates.
+        so_far = pd.DataFrame(
+            {
+                "Open": inside["Open"].iloc[0],
+                "High": inside["High"].cummax(),
+                "Low": inside["Low"].cummin(),
+                "Close": inside["Close"],
+                "Volume": inside["Volume"].cumsum(),
+            }
+        )
         group = -(-len(inside) // MAX_FORMING_UPDATES)
-        updates = []
-        for end in range(group, len(inside) + 1, group):
-            forming = resample_bars(inside.iloc[:end], source, self.resolution)
-            row = next(forming.iloc[-1:].itertuples())
-            updates.append(BarUpdate(time, protocol.bar_payload(time, row), False))
-        return [*updates, final]
+        steps = so_far.iloc[group - 1 :: group]
+        return [*(BarUpdate.of(time, row, False) for row in steps.itertuples()), final]
 
 
 def _finer_bars(
     service: DataService, ticker: str, resolution: DataResolution, frame: pd.DataFrame
-) -> tuple[DataResolution, pd.DataFrame] | None:
-    """The coarsest cached resolution finer than ``resolution`` and its bars over ``frame``'s span, if any."""
+) -> pd.DataFrame | None:
+    """The bars of the coarsest cached resolution finer than ``resolution`` over ``frame``'s span, if any."""
     if frame.empty:
         return None
     for source in derivation_sources(resolution):
@@ -217,5 +223,5 @@ def _finer_bars(
             continue
         finer = finer[finer.index >= frame.index[0]].tz_convert(frame.index.tz)
         if not finer.empty:
-            return source, finer
+            return finer
     return None

@@ -22,7 +22,15 @@ def test_benchmark_suite_runs_in_quick_mode(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(out.read_text())
     goals = {row["goal"] for row in report["rows"]}
-    assert goals == {"1 small request", "2 one-shot call", "3 large frame", "4 batch", "5 slicing", "6 memory"}
+    assert goals == {
+        "1 small request",
+        "2 one-shot call",
+        "3 large frame",
+        "4 batch",
+        "5 slicing",
+        "6 memory",
+        "7 live",
+    }
     assert report["quick"] is True
     assert all(row["value"] > 0 for row in report["rows"])
     assert "large frame" in result.stdout and "ratio" in result.stdout
