@@ -212,14 +212,20 @@ class ReplayFeed:
 def _finer_bars(
     service: DataService, ticker: str, resolution: DataResolution, frame: pd.DataFrame
 ) -> pd.DataFrame | None:
-    """The bars of the coarsest cached resolution finer than ``resolution`` over ``frame``'s span, if any."""
+    """The bars of the coarsest cached resolution finer than ``resolution`` over ``frame``'s span, if any.
+
+    Only resolutions cached as such count: one derived from a finer one would hide
+    the finer one's detail.
+    """
     if frame.empty:
         return None
     for source in derivation_sources(resolution):
-        query = BarsQuery(ticker, source, DataPeriod.YEAR_MAX, local_only=True)
         try:
-            finer = service.get_bars(query).frame
-        except DataProviderError:
+            info = service.store.info(ticker, source)
+            if info is None or info.rows == 0:
+                continue
+            finer = service.get_bars(BarsQuery(ticker, source, DataPeriod.YEAR_MAX, local_only=True)).frame
+        except DataProviderError:  # a damaged finer file: replay without forming bars
             continue
         finer = finer[finer.index >= frame.index[0]].tz_convert(frame.index.tz)
         if not finer.empty:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,7 +194,12 @@ class LiveHub:
             logger.info("live %s: stopped (no subscribers left)", key)
 
     def _run(self, stream: _Stream, feed: Feed) -> None:
-        """The stream's thread: step the feed and send its updates until stopped."""
+        """The stream's thread: step the feed and send its updates until stopped.
+
+        Waits are counted from when the step was due, not from when its updates were
+        sent, so sending to many subscribers does not slow a replay down.
+        """
+        due = time.monotonic()
         while not stream.stop.is_set():
             try:
                 updates, wait = feed.step()
@@ -213,7 +219,8 @@ class LiveHub:
             if wait is None:
                 logger.info("live %s: the feed has no more bars", stream.subscription_id)
                 return
-            stream.stop.wait(wait)
+            due = max(due + wait, time.monotonic() - wait)  # a stream that fell behind does not rush to catch up
+            stream.stop.wait(max(0.0, due - time.monotonic()))
 
     def _publish(self, stream: _Stream, update: BarUpdate) -> None:
         with self._guard:

@@ -92,3 +92,10 @@ def test_nothing_cached_is_not_cached(service):
 def test_the_speed_must_be_positive(service, speed):
     with pytest.raises(ValueError, match="speed"):
         ReplayFeed(service, "SPY", DAY, speed=speed)
+
+
+def test_forming_bars_come_from_the_finest_detail_cached_not_a_derived_resolution(service):
+    """^GSPC hours are derived from cached minutes; 30m could be derived too but would give 2 forming updates."""
+    steps = play(ReplayFeed(service, "^GSPC", DataResolution.HOUR_01, speed=100, bars=4))
+    forming = pd.Series([u.time for u, _ in steps if not u.is_final]).value_counts()
+    assert forming.max() == MAX_FORMING_UPDATES
