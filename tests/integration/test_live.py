@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import queue
+import shutil
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from dataprovider import protocol
+from dataprovider import DataProviderLocal, protocol
+from dataprovider.launcher import free_port, start_server, stop
 from dataprovider.service import RefreshPolicy
 from dataprovider.subscriptions import LiveBar
 from tests.conftest import Now
 from tests.integration.test_socket_events import RawClient
 from tests.support.yahoo_replay import YahooReplay
 
+ROOT = Path(__file__).resolve().parents[2]
 NVDA = "nyf2_historical-via-chart-NVDA-split-2021-02-01-to-2022-01-31.csv.json"
 #: Bars a second in replay tests: fast, yet slow enough for a reconnect to fall inside the replay.
 SPEED = 40
@@ -53,11 +57,12 @@ def finals_at_least(count: int):
     return lambda collector: len(collector.finals) >= count
 
 
-def assert_in_order_without_duplicates(bars: list[LiveBar]) -> None:
+def assert_in_order_without_duplicates(bars: list[LiveBar], one_stream: bool = True) -> None:
+    """Finals once each, in time order, nothing after its final; ``seq`` increasing within ``one_stream``."""
     finals = [bar.time for bar in bars if bar.is_final]
     assert finals == sorted(set(finals)), "final bars repeated or out of order"
     numbered = [bar.seq for bar in bars if bar.seq is not None]
-    assert numbered == sorted(set(numbered)), "seq repeated or out of order"
+    assert not one_stream or numbered == sorted(set(numbered)), "seq repeated or out of order"
     newest_final = None
     for bar in bars:  # no bar comes after it is final
         assert newest_final is None or bar.time > newest_final
@@ -171,6 +176,30 @@ def test_a_dropped_connection_resubscribes_and_fills_the_gap_from_the_cache(live
     cached = provider.get_data_socket("BTC-USD", "1d", "max", local_only=True).index
     first, last = resumed.finals[0].time, resumed.finals[-1].time
     assert [bar.time for bar in resumed.finals] == list(cached[(cached >= first) & (cached <= last)]), "a gap"
+
+
+def test_subscriptions_resume_without_gaps_after_a_server_restart(tmp_path, sample_cache):
+    data_dir = tmp_path / "data"
+    shutil.copytree(sample_cache, data_dir)
+    port = free_port()
+    arguments = ("--replay", str(SPEED), "--data-dir", str(data_dir), "--no-samples", "--log-file", "")
+    server = start_server(port, *arguments, log=tmp_path / "first.log", cwd=ROOT)
+    provider = DataProviderLocal(f"http://127.0.0.1:{port}", timeout=20)
+    seen = Collector()
+    try:
+        provider.subscribe("ETH-USD", "1d", seen)
+        seen.wait_for(finals_at_least(3))
+        stop(server)  # the replay starts over on the new server: what the client has is not sent twice
+        before = len(seen.finals)
+        server = start_server(port, *arguments, log=tmp_path / "second.log", cwd=ROOT)
+        seen.wait_for(finals_at_least(before + 5))
+        assert_in_order_without_duplicates(seen.bars, one_stream=False)  # a new server's stream counts from 1
+        cached = provider.get_data_socket("ETH-USD", "1d", "max", local_only=True).index
+        first, last = seen.finals[0].time, seen.finals[-1].time
+        assert [bar.time for bar in seen.finals] == list(cached[(cached >= first) & (cached <= last)])
+    finally:
+        provider.disconnect()
+        stop(server)
 
 
 def test_stream_is_an_async_iterator_that_unsubscribes_on_exit(live_server):
