@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -350,7 +351,7 @@ class Subscriptions:
         wait = _RECONNECT_FIRST
         try:
             while True:
-                threading.Event().wait(wait)  # also lets the old connection finish closing
+                time.sleep(wait)  # also lets the old connection finish closing
                 with self._guard:
                     keys = [(group[0].ticker, group[0].resolution) for group in self._active.values() if group]
                 if not keys:

@@ -105,9 +105,8 @@ class LiveHub:
         feed = None if running else self._make_feed(request.ticker, request.resolution)
         with self._guard:
             stream = self._streams.get(key)
-            if stream is None:
-                if feed is None:  # the stream ended while this request was on its way
-                    feed = self._make_feed(request.ticker, request.resolution)
+            if stream is None:  # none ran, or the one that ran ended meanwhile
+                feed = feed if feed is not None else self._make_feed(request.ticker, request.resolution)
                 stream = self._start(request.ticker, request.resolution, key, feed)
             stream.subscribers.add(sid)
             self._requests[(sid, request.request_id)] = key

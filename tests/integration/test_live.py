@@ -18,6 +18,7 @@ from dataprovider.service import RefreshPolicy
 from dataprovider.subscriptions import LiveBar
 from tests.conftest import Now
 from tests.integration.test_socket_events import RawClient
+from tests.support.waiting import wait_until
 from tests.support.yahoo_replay import YahooReplay
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,16 +134,10 @@ def test_two_subscribers_share_one_stream_which_stops_when_both_leave(live_serve
     assert server.app.live.active() == {"live:BTC-USD:1d": 1}
     b.close()
     assert server.app.live.active() == {}
-    assert not any(t.name == "live live:BTC-USD:1d" and t.is_alive() for t in wait_for_threads_to_end())
+    wait_until(lambda: not live_threads(), timeout=5, what="the stream's thread to end")
 
 
-def wait_for_threads_to_end(timeout: float = 5.0) -> list[threading.Thread]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        live = [t for t in threading.enumerate() if t.name.startswith("live live:")]
-        if not live:
-            return []
-        time.sleep(0.05)
+def live_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("live live:")]
 
 
@@ -153,10 +148,7 @@ def test_a_disconnect_ends_the_clients_subscriptions_and_the_stream(live_server)
     provider.subscribe("ETH-USD", "1d", seen)
     seen.wait_for(finals_at_least(1))
     provider.disconnect()  # closes its subscriptions, then the connection
-    deadline = time.monotonic() + 5
-    while server.app.live.active() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.app.live.active() == {}
+    wait_until(lambda: server.app.live.active() == {}, timeout=5, what="the stream to stop")
     count = len(seen.bars)
     time.sleep(3 / SPEED)
     assert len(seen.bars) == count
@@ -269,7 +261,7 @@ def test_polled_final_bars_land_in_the_cache_and_two_subscribers_cost_one_poll(y
     a.close()
     b.close()
     assert server.app.live.active() == {}
-    wait_for_threads_to_end()
+    wait_until(lambda: not live_threads(), timeout=5, what="the stream's thread to end")
     asked = len(replay.requests_for("NVDA"))
     move_to(replay, now, "2021-07-09 22:00")
     time.sleep(0.3)
@@ -283,10 +275,8 @@ def test_an_unknown_symbol_ends_the_subscription_with_the_reason(yahoo):
     subscription = server.client().subscribe("NOPE", "1d", seen, error_callback=seen.error)
     seen.wait_for(lambda c: c.errors)
     assert [error.code for error in seen.errors] == ["SYMBOL_NOT_FOUND"]
-    deadline = time.monotonic() + 5
-    while not subscription.closed and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert subscription.closed and server.app.live.active() == {} and seen.bars == []
+    wait_until(lambda: subscription.closed, timeout=5, what="the subscription to close")
+    assert server.app.live.active() == {} and seen.bars == []
 
 
 def test_an_offline_server_without_replay_says_how_to_get_live_bars(live_server):
