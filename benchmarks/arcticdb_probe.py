@@ -1,8 +1,8 @@
 """ArcticDB (LMDB) baseline, run in its own environment (ArcticDB needs pandas < 3).
 
-``python arcticdb_probe.py DATA_DIR LMDB_DIR REPEATS``: loads every daily Parquet
-file of DATA_DIR/1d into an LMDB library, then times ``read_batch`` of all of
-them and prints JSON ``{"read_batch": [seconds, ...], "symbols": n}``.
+``python arcticdb_probe.py DATA_DIR LMDB_DIR REPEATS``: loads the daily Parquet
+files of the batch's tickers (DATA_DIR/1d/T*.parquet) into an LMDB library, then
+times ``read_batch`` of all of them and prints JSON ``{"read_batch": [seconds, ...], "symbols": n}``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pandas as pd
 def main(data_dir: str, lmdb_dir: str, repeats: int) -> None:
     """Load, time, print."""
     library = arcticdb.Arctic(f"lmdb://{lmdb_dir}").get_library("bench", create_if_missing=True)
-    files = sorted(Path(data_dir, "1d").glob("*.parquet"))
+    files = sorted(Path(data_dir, "1d").glob("T*.parquet"))
     symbols = [f.stem for f in files]
     library.write_batch([arcticdb.WritePayload(s, pd.read_parquet(f)) for s, f in zip(symbols, files, strict=True)])
     timings = []

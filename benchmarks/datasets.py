@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dataprovider.engine.store import DatasetMeta, ParquetStore
 from dataprovider.enums import DataResolution
 from dataprovider.frames import normalize_frame
-from dataprovider.store import DatasetMeta, ParquetStore
+from dataprovider.sources.sample import load_sample, sample_entries
 
 NEW_YORK = "America/New_York"
 
@@ -53,6 +54,11 @@ def equity_minutes(years: int, seed: int = 0) -> pd.DataFrame:
     naive = (days.values[:, None] + offsets.values[None, :]).ravel()
     index = pd.DatetimeIndex(naive).tz_localize(NEW_YORK)
     return normalize_frame(_bars(index, seed), DataResolution.MINUTE_01, NEW_YORK)
+
+
+def sample(ticker: str, resolution: DataResolution) -> pd.DataFrame:
+    """The bundled sample's frame of (``ticker``, ``resolution``), as a server seeds it into its cache."""
+    return load_sample(next(e for e in sample_entries() if e.ticker == ticker and e.resolution == resolution))
 
 
 def write(root: Path, ticker: str, resolution: DataResolution, frame: pd.DataFrame) -> Path:

@@ -28,7 +28,7 @@ def main(url: str, ticker: str) -> None:
     """Measure and print."""
     provider = DataProviderLocal(url, timeout=120)
     provider.connect()
-    provider.get_data_socket("SMALL", local_only=True, auto_disconnect=False)  # imports and buffers warmed up
+    provider.get_data_socket("SPY", local_only=True, auto_disconnect=False)  # imports and buffers warmed up
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
     before = status_mb("VmRSS")
     frame = provider.get_data_socket(ticker, "1m", "max", local_only=True, auto_disconnect=False)

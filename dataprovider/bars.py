@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .frames import OHLCV_COLUMNS
+from dataprovider.frames import OHLCV_COLUMNS
 
 __all__ = ["Bars", "frame_from_table"]
 
@@ -39,6 +39,26 @@ class Bars:
         The exchange timezone of the index.
     index_name : str
         'Date' or 'Datetime'.
+
+    Examples
+    --------
+    >>> idx = pd.date_range("2024-01-01", periods=5, freq="D", tz="America/New_York", name="Date")
+    >>> frame = pd.DataFrame({"Open": [1.0, 2, 3, 4, 5], "High": [2.0, 3, 4, 5, 6], "Low": [0.5, 1, 2, 3, 4],
+    ...                       "Close": [1.5, 2.5, 3.5, 4.5, 5.5], "Volume": [10, 20, 30, 40, 50]}, index=idx)
+    >>> bars = Bars.from_frame(frame)
+    >>> len(bars), bars.timezone, bars.index_name
+    (5, 'America/New_York', 'Date')
+    >>> bars.last
+    Timestamp('2024-01-05 00:00:00-0500', tz='America/New_York')
+
+    Slicing by time shares the table's memory; a frame is made only when asked for:
+
+    >>> window = bars.between(pd.Timestamp("2024-01-02", tz="America/New_York"),
+    ...                       pd.Timestamp("2024-01-04", tz="America/New_York"))
+    >>> window.to_frame()["Close"].tolist(), window.span_iso()
+    ([2.5, 3.5], ('2024-01-02T00:00:00-05:00', '2024-01-03T00:00:00-05:00'))
+    >>> bars.tail(2).to_frame().equals(frame.tail(2))
+    True
     """
 
     table: pa.Table
@@ -148,8 +168,10 @@ def frame_from_batches(schema: pa.Schema, groups: list[list[pa.RecordBatch]]) ->
                 values[position:end] = batch.column(name).to_numpy(zero_copy_only=False)
             position = end
         del group
-    index = pd.DatetimeIndex(times.view("M8[ns]"), name=index_name).tz_localize("UTC")
-    return pd.DataFrame(columns, index=index.tz_convert(str(schema.field(index_name).type.tz)), copy=False)
+    # Integers with a tz-aware dtype are read as UTC nanoseconds: one index, no localize-then-convert.
+    zone = pd.DatetimeTZDtype("ns", str(schema.field(index_name).type.tz))
+    index = pd.DatetimeIndex(times, dtype=zone, name=index_name)
+    return pd.DataFrame(columns, index=index, copy=False)
 
 
 def _empty(rows: int, dtype: np.dtype) -> np.ndarray:
@@ -170,7 +192,8 @@ def _index_column(schema: pa.Schema) -> str:
 
 
 def _ns(stamp: pd.Timestamp) -> int:
-    stamp = pd.Timestamp(stamp)
+    if not isinstance(stamp, pd.Timestamp):
+        stamp = pd.Timestamp(stamp)
     if stamp.tzinfo is None:
         stamp = stamp.tz_localize("UTC")
     return stamp.as_unit("ns").value

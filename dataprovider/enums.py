@@ -50,8 +50,10 @@ class DataResolution(_ParsableEnum):
     --------
     >>> DataResolution.parse("1h") is DataResolution.HOUR_01
     True
-    >>> DataResolution.DAY_01.is_intraday
-    False
+    >>> DataResolution.DAY_01.is_intraday, DataResolution.DAY_01 == "1d"
+    (False, True)
+    >>> DataResolution.HOUR_01.minutes, DataResolution.HOUR_01.index_name
+    (60, 'Datetime')
     """
 
     MINUTE_01 = "1m"
@@ -91,6 +93,17 @@ class DataPeriod(_ParsableEnum):
     ``DAY_01`` and ``DAY_05`` count trading days (dates that have bars), the
     others count calendar time; ``YTD`` starts on 1 January of the end's year
     and ``YEAR_MAX`` means all available history.
+
+    Examples
+    --------
+    >>> DataPeriod.parse("5d").trading_days
+    5
+    >>> pd.Timestamp("2024-03-15") - DataPeriod.YEAR_01.offset
+    Timestamp('2023-03-15 00:00:00')
+    >>> DataPeriod.parse("1 year")
+    Traceback (most recent call last):
+    ...
+    ValueError: DataPeriod must be one of '1d', '5d', '1mo', '3mo', '6mo', '1y', '2y', '5y', '10y', 'ytd', 'max'; ...
     """
 
     DAY_01 = "1d"

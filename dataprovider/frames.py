@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .enums import DataResolution
+from dataprovider.enums import DataResolution
 
 __all__ = ["OHLCV_COLUMNS", "PRICE_COLUMNS", "bar_ends", "empty_frame", "normalize_frame"]
 
@@ -24,8 +24,9 @@ def empty_frame(resolution: DataResolution, timezone: str = "UTC") -> pd.DataFra
 
     Examples
     --------
-    >>> empty_frame(DataResolution.DAY_01, "America/New_York").index.name
-    'Date'
+    >>> frame = empty_frame(DataResolution.HOUR_01)
+    >>> frame.index.name, str(frame.index.dtype), frame.dtypes.astype(str).tolist()
+    ('Datetime', 'datetime64[ns, UTC]', ['float64', 'float64', 'float64', 'float64', 'int64'])
     """
     index = pd.DatetimeIndex([], dtype=f"datetime64[ns, {timezone}]", name=resolution.index_name)
     frame = pd.DataFrame({col: pd.Series(dtype="float64") for col in PRICE_COLUMNS}, index=index)
@@ -45,6 +46,19 @@ def normalize_frame(frame: pd.DataFrame, resolution: DataResolution, timezone: s
     ------
     KeyError
         If one of Open, High, Low, Close or Volume is missing.
+
+    Examples
+    --------
+    A naive, unsorted frame with a duplicated day, a row without a Close and an extra column:
+
+    >>> raw = pd.DataFrame({"Open": [3, 1, 2, 2], "High": [3, 1, 2, 2], "Low": [3, 1, 2, 2],
+    ...                     "Close": [3.0, 1.0, None, 2.5], "Volume": [300, 100, 200, None], "Dividends": 0.0},
+    ...                    index=pd.to_datetime(["2024-01-04", "2024-01-02", "2024-01-03", "2024-01-04"]))
+    >>> frame = normalize_frame(raw, DataResolution.DAY_01, "America/New_York")
+    >>> frame.index.strftime("%Y-%m-%d").tolist(), frame["Close"].tolist(), frame["Volume"].tolist()
+    (['2024-01-02', '2024-01-04'], [1.0, 2.5], [100, 0])
+    >>> frame.index.name, str(frame.index.dtype), frame.columns.tolist()
+    ('Date', 'datetime64[ns, America/New_York]', ['Open', 'High', 'Low', 'Close', 'Volume'])
     """
     out = frame.loc[:, list(OHLCV_COLUMNS)].copy()
     index = pd.DatetimeIndex(out.index)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import InvalidRequestError, describe_value
+from dataprovider.errors import InvalidRequestError, describe_value
 
 __all__ = ["MAX_TICKER_LENGTH", "TICKER_PATTERN", "guess_timezone", "is_crypto", "validate_ticker"]
 
@@ -64,7 +64,6 @@ def validate_ticker(value: object, field: str = "ticker") -> str:
         raise InvalidRequestError(
             f"{missing}: send a Yahoo Finance symbol such as 'SPY' or 'BTC-USD'", code="INVALID_TICKER", field=field
         )
-    shown = describe_value(value)
     if not value:
         problem = "is empty"
     elif len(value) > MAX_TICKER_LENGTH:
@@ -78,7 +77,7 @@ def validate_ticker(value: object, field: str = "ticker") -> str:
     else:
         return value.upper()
     raise InvalidRequestError(
-        f"{field} {shown} {problem}: use a Yahoo Finance symbol of letters and digits with "
+        f"{field} {describe_value(value)} {problem}: use a Yahoo Finance symbol of letters and digits with "
         "'.', '-' or '=' inside and an optional leading '^' (e.g. SPY, ^GSPC, BRK-B, EURUSD=X)",
         code="INVALID_TICKER",
         field=field,

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dataprovider.engine.resample import resample_bars
 from dataprovider.enums import DataResolution
 from dataprovider.frames import PRICE_COLUMNS, normalize_frame
-from dataprovider.resample import resample_bars
 from dataprovider.sources.files import read_bars_file
 
 logger = logging.getLogger("build_sample_data")

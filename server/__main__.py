@@ -5,6 +5,7 @@ Examples
     python -m server                                   # 127.0.0.1:5001, sample data loaded
     python -m server --port 5002 --data-dir ./bars --offline
     python -m server --replay 2                        # live subscriptions replay the cache, 2 bars/s
+    python -m server --source examples/csv_folder_source.py:make_source   # bars from a folder of CSV files
     python -m server import prices.csv --ticker SPY --resolution 1d
 """
 
@@ -20,18 +21,20 @@ import threading
 from pathlib import Path
 
 from dataprovider import __version__
+from dataprovider.engine.store import ParquetStore
 from dataprovider.enums import DataResolution
 from dataprovider.errors import DataProviderError
 from dataprovider.instruments import validate_ticker
-from dataprovider.store import ParquetStore
-
-from .app import build_service, create_app
-from .limits import Limits
-from .logs import configure_logging
-from .runner import PortInUseError, ServerHandle
-from .settings import DEFAULT_HOST, DEFAULT_PORT, Settings, default_data_dir
+from server.app import build_service, create_app
+from server.logs import configure_logging
+from server.runner import PortInUseError, ServerHandle
+from server.settings import DEFAULT_HOST, DEFAULT_PORT, Settings, default_data_dir
+from server.socket.limits import Limits
+from server.source_loading import DEFAULT_SOURCE, ENTRY_POINT_GROUP, SourceLoadError
 
 logger = logging.getLogger("server")
+
+PROG = "python -m server"
 
 #: Seconds the work under way at shutdown gets to finish; what still waits then (a stalled download) is abandoned.
 SHUTDOWN_GRACE_SECONDS = 5.0
@@ -53,9 +56,10 @@ def _positive(kind: type[int] | type[float]):
 
 
 def _limit_arguments(serve: argparse.ArgumentParser) -> None:
-    """The flags of :class:`~server.limits.Limits` (docs/PROTOCOL.md, "Limits")."""
+    """The flags of :class:`~server.socket.limits.Limits` (docs/PROTOCOL.md, "Limits")."""
     default = Limits()
     number, decimal = _positive(int), _positive(float)
+    group = serve.add_argument_group('limits per client (docs/PROTOCOL.md, "Limits")')
     flags = (  # flag, type, default, metavar, what it bounds
         ("--max-in-flight", number, default.max_in_flight, "N",
          "requests one connection may have unanswered; more are answered BUSY"),
@@ -70,7 +74,7 @@ def _limit_arguments(serve: argparse.ArgumentParser) -> None:
          "how long a client may stay over --max-unsent-mb before it is disconnected"),
     )  # fmt: skip
     for flag, kind, value, metavar, text in flags:
-        serve.add_argument(flag, type=kind, default=value, metavar=metavar, help=f"{text} (default {value:g})")
+        group.add_argument(flag, type=kind, default=value, metavar=metavar, help=f"{text} (default {value:g})")
 
 
 def _limits(args: argparse.Namespace) -> Limits:
@@ -84,20 +88,20 @@ def _limits(args: argparse.Namespace) -> Limits:
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", help="cache directory (default: $DATAPROVIDER_HOME, else a per-user data dir)")
-    common.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-
-    parser = argparse.ArgumentParser(prog="python -m server", description="dataprovider server")
-    parser.add_argument("--version", action="version", version=f"dataprovider {__version__}")
-    commands = parser.add_subparsers(dest="command")
-
-    serve = commands.add_parser("serve", parents=[common], help="serve REST and Socket.IO (the default)")
+def _serve_options() -> argparse.ArgumentParser:
+    """The flags of ``serve``, which ``python -m server --help`` lists too."""
+    serve = argparse.ArgumentParser(add_help=False)
     serve.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     serve.add_argument("--log-file", default="data_server.log", help="rotating log file ('' for none)")
-    serve.add_argument("--offline", action="store_true", help="never contact Yahoo Finance; serve the cache")
+    serve.add_argument(
+        "--source",
+        metavar="SOURCE",
+        help=f"where missing bars come from: {DEFAULT_SOURCE!r} (Yahoo Finance, the default), the NAME of an "
+        f"installed source (entry-point group {ENTRY_POINT_GROUP}), or MODULE:FACTORY, a module name or .py file "
+        "and the function in it that returns the source (docs/SOURCES.md)",
+    )
+    serve.add_argument("--offline", action="store_true", help="never contact the source; serve the cache")
     serve.add_argument("--no-samples", action="store_true", help="do not load the bundled sample data")
     serve.add_argument(
         "--replay",
@@ -120,8 +124,40 @@ def _parser() -> argparse.ArgumentParser:
         "default: $DATAPROVIDER_ALLOWED_ORIGINS, comma-separated)",
     )
     _limit_arguments(serve)
+    return serve
 
-    load = commands.add_parser("import", parents=[common], help="load a CSV or Parquet file of bars into the cache")
+
+def _parser() -> argparse.ArgumentParser:
+    """The command line. The top level lists the serve options too, since serving is what no command means."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="cache directory (default: $DATAPROVIDER_HOME, else a per-user data dir)")
+    common.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve_options = _serve_options()
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        usage=f"{PROG} [serve] [options]\n       {PROG} import FILE --ticker TICKER --resolution RESOLUTION [options]",
+        description="dataprovider server: caches price bars and serves them over REST and Socket.IO. "
+        "With no command it serves, with the options below.",
+        epilog=f"`{PROG} COMMAND --help` shows the options of one command.",
+        parents=[common, serve_options],
+    )
+    parser.add_argument("--version", action="version", version=f"dataprovider {__version__}")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    commands.add_parser(
+        "serve",
+        prog=f"{PROG} serve",
+        parents=[common, serve_options],
+        help="serve REST and Socket.IO with the options above (the default)",
+        description="Serve REST and Socket.IO until SIGINT/SIGTERM.",
+    )
+    load = commands.add_parser(
+        "import",
+        prog=f"{PROG} import",
+        parents=[common],
+        help="load a CSV or Parquet file of bars into the cache",
+        description="Load a CSV or Parquet file of bars into the cache.",
+    )
     load.add_argument("file", type=Path)
     load.add_argument("--ticker", required=True)
     load.add_argument("--resolution", required=True, choices=DataResolution.values())
@@ -135,10 +171,24 @@ def _split(text: str) -> list[str]:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    """Parse the command line; no sub-command means ``serve``."""
+    """Parse the command line; no sub-command means ``serve``.
+
+    Examples
+    --------
+    >>> args = parse_args(["--port", "5002"])
+    >>> args.command, args.port, args.source
+    ('serve', 5002, None)
+    """
     if not argv or argv[0] not in ("serve", "import", "-h", "--help", "--version"):
         argv = ["serve", *argv]
-    return _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve" and args.source is not None and (args.offline or args.replay is not None):
+        parser.error(
+            "argument --source: not allowed with --offline or --replay, which serve the cache alone "
+            "and never fetch; drop one or the other"
+        )
+    return args
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -158,6 +208,7 @@ def serve(args: argparse.Namespace) -> int:
         allowed_origins=tuple(args.allow_origin or _split(os.environ.get("DATAPROVIDER_ALLOWED_ORIGINS", ""))),
         limits=_limits(args),
         replay=args.replay,
+        source=args.source or DEFAULT_SOURCE,
     )
     configure_logging(settings.log_level, settings.log_file)
     try:
@@ -167,7 +218,10 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if settings.insecure_no_auth and settings.token is None:
         logger.warning("serving %s WITHOUT a token (--insecure-no-auth): anyone reaching it can use it", settings.host)
-    server_app = create_app(settings)
+    try:
+        server_app = create_app(settings)
+    except SourceLoadError as exc:  # exits with status 2, as argparse does for any bad flag
+        _parser().error(f"argument --source: {exc}")
     # Everything made at start-up lives as long as the process: keeping it out of the
     # garbage collector's scans shortens the collections that land in the middle of requests.
     gc.freeze()
@@ -225,6 +279,7 @@ def _end_after_grace(store: ParquetStore) -> None:
 
 def import_file(args: argparse.Namespace) -> int:
     """Load one file into the cache; returns the exit status."""
+    from dataprovider.engine.seeding import import_frame
     from dataprovider.sources.files import read_bars_file
 
     configure_logging(args.log_level)
@@ -233,7 +288,7 @@ def import_file(args: argparse.Namespace) -> int:
         ticker = validate_ticker(args.ticker)
         resolution = DataResolution.parse(args.resolution)
         frame, timezone = read_bars_file(args.file, ticker=ticker, resolution=resolution, timezone=args.timezone)
-        info = build_service(settings).import_frame(ticker, resolution, frame, timezone)
+        info = import_frame(build_service(settings).store, ticker, resolution, frame, timezone)
     except DataProviderError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1

@@ -10,9 +10,9 @@ from typing import Any
 
 from dataprovider import protocol
 from dataprovider.bars import Bars
+from dataprovider.engine.service import BarsResult, DataService, StatusCallback
 from dataprovider.errors import DataProviderError, InternalServerError, RequestCancelledError
 from dataprovider.protocol import DataRequest
-from dataprovider.service import BarsResult, DataService, StatusCallback
 
 __all__ = ["answer_batch", "answer_data", "internal_error", "status_reporter"]
 
@@ -73,7 +73,7 @@ def answer_batch(
     last_sent = [0.0]
 
     def record(ticker: str, outcome: BarsResult | DataProviderError) -> None:
-        summary = outcome.summary() if isinstance(outcome, BarsResult) else None
+        summary = protocol.result_summary(outcome) if isinstance(outcome, BarsResult) else None
         with guard:
             if summary is None:
                 errors[ticker] = outcome

@@ -11,18 +11,21 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 from dataprovider import protocol
+from dataprovider.engine.feeds import Feed, PollingFeed, ReplayFeed
+from dataprovider.engine.seeding import seed
+from dataprovider.engine.service import DataService
+from dataprovider.engine.store import ParquetStore
 from dataprovider.enums import DataResolution
 from dataprovider.errors import UpstreamUnavailableError
-from dataprovider.live import Feed, PollingFeed, ReplayFeed
-from dataprovider.service import DataService
+from dataprovider.sources import Source
 from dataprovider.sources.sample import sample_datasets
-from dataprovider.store import ParquetStore
-
-from .auth import install_rest_guard, origin_checker
-from .events import register_events
-from .live import FeedFactory, LiveHub
-from .routes import make_api, register_error_handlers
-from .settings import Settings
+from server.auth import install_rest_guard, origin_checker
+from server.http.routes import make_api, register_error_handlers
+from server.settings import Settings
+from server.socket.events import register_events
+from server.socket.packet import WirePacket
+from server.socket.streams import FeedFactory, LiveHub
+from server.source_loading import load_source
 
 __all__ = ["ServerApp", "build_service", "create_app", "feed_factory"]
 
@@ -46,21 +49,25 @@ class ServerApp:
         self.service.close()
 
 
-def build_service(settings: Settings, source=None) -> DataService:
-    """The service for ``settings``: the cache in ``data_dir``, topped up from Yahoo unless offline or replaying.
+def build_service(settings: Settings, source: Source | None = None) -> DataService:
+    """The service for ``settings``: the cache in ``data_dir``, topped up from ``source`` unless offline or replaying.
 
-    Stray temporary files are swept and, unless disabled, the bundled sample data
-    is loaded where the cache lacks a dataset.
+    ``source`` defaults to the one ``settings.source`` names (Yahoo Finance unless
+    told otherwise). Stray temporary files are swept and, unless disabled, the
+    bundled sample data is loaded where the cache lacks a dataset.
+
+    Raises
+    ------
+    SourceLoadError
+        If ``settings.source`` does not lead to a source (:func:`server.source_loading.load_source`).
     """
     store = ParquetStore(Path(settings.data_dir), memory_cache_bytes=settings.memory_cache_mb * 2**20)
     store.sweep_temp_files()
     if source is None and not settings.offline and settings.replay is None:
-        from dataprovider.sources.yahoo import YahooSource
-
-        source = YahooSource(cache_dir=store.root / ".yfinance")
+        source = load_source(settings.source, cache_dir=store.root / ".yfinance")
     service = DataService(store, source)
     if settings.load_samples:
-        loaded = service.seed(sample_datasets(), source="sample")
+        loaded = seed(store, sample_datasets(), source="sample")
         if loaded:
             logger.info("loaded %d sample dataset(s) into %s", loaded, store.root)
     return service
@@ -75,7 +82,7 @@ def feed_factory(settings: Settings, service: DataService) -> FeedFactory:
         if service.source is None:
             raise UpstreamUnavailableError(
                 "this server runs offline, so it has no live bars: start it with `--replay SPEED` to play "
-                "the cached history forward as if live, or without --offline to poll Yahoo Finance",
+                "the cached history forward as if live, or without --offline to poll its source",
                 ticker=ticker,
             )
         return PollingFeed(service, ticker, resolution)
@@ -98,7 +105,7 @@ def create_app(settings: Settings, service: DataService | None = None) -> Server
     app = Flask("dataprovider")
     app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = protocol.MAX_MESSAGE_BYTES  # a larger REST body is REQUEST_TOO_LARGE
-    # Each client's events are handled in order on its own thread (see server.events).
+    # Each client's events are handled in order on its own thread (see server.socket.events).
     # Browsers: the server's own origin, plus only those allowed explicitly (never '*').
     origins = origin_checker(settings.allowed_origins)
     socketio = SocketIO(
@@ -107,7 +114,7 @@ def create_app(settings: Settings, service: DataService | None = None) -> Server
         async_handlers=False,
         cors_allowed_origins=origins,
         max_http_buffer_size=protocol.MAX_MESSAGE_BYTES,  # a larger message closes that client's connection
-        serializer=protocol.WirePacket,  # over-long integers reach validation instead of dropping the message
+        serializer=WirePacket,  # over-long integers reach validation instead of dropping the message
     )
     workers = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="request")
     install_rest_guard(app, settings.token, settings.allowed_origins)

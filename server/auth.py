@@ -77,7 +77,7 @@ def socket_token(auth: Any) -> str | None:
 
 def install_rest_guard(app: Flask, token: str | None, allowed_origins: tuple[str, ...]) -> None:
     """Check the bearer token on every /api request, and answer allowed browser origins with CORS headers."""
-    from .routes import error_response
+    from server.http.routes import error_response
 
     @app.before_request
     def check_token() -> Response | None:

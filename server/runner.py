@@ -85,11 +85,23 @@ class ServerHandle:
 
     Examples
     --------
-    >>> handle = ServerHandle(server_app.flask, "127.0.0.1", 0)        # doctest: +SKIP
+    Serve an offline app with an empty cache on a free port (0) from a background thread:
+
+    >>> import json, tempfile, urllib.request
+    >>> from server.app import create_app
+    >>> from server.settings import Settings
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> server_app = create_app(Settings(data_dir=tmp.name, offline=True, load_samples=False))
+    >>> handle = ServerHandle(server_app.flask, "127.0.0.1", 0)
     >>> handle.start()
-    >>> handle.url
-    'http://127.0.0.1:40123'
+    >>> handle.url == f"http://127.0.0.1:{handle.port}"
+    True
+    >>> with urllib.request.urlopen(f"{handle.url}/api/health") as reply:
+    ...     json.load(reply)["cached_instruments"]
+    0
     >>> handle.stop()
+    >>> server_app.close()
+    >>> tmp.cleanup()
     """
 
     def __init__(self, app, host: str, port: int) -> None:

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import platformdirs
 
-from .auth import is_loopback
-from .limits import Limits
+from dataprovider.protocol.events import DEFAULT_HOST, DEFAULT_PORT
+from server.auth import is_loopback
+from server.socket.limits import Limits
+from server.source_loading import DEFAULT_SOURCE
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Settings", "default_data_dir"]
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 5001
 
 
 def default_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -48,7 +47,7 @@ class Settings:
     log_level : str
         Logging level name.
     offline : bool
-        Never contact Yahoo Finance; serve the cache alone.
+        Never contact the source; serve the cache alone.
     load_samples : bool
         Load the bundled sample data into the cache where a dataset is missing.
     workers : int
@@ -64,10 +63,14 @@ class Settings:
         Browser origins allowed besides the server's own (never '*').
     limits : Limits
         What one client may ask: requests in flight, events per second,
-        requests waiting for a worker, unread replies (:class:`server.limits.Limits`).
+        requests waiting for a worker, unread replies (:class:`server.socket.limits.Limits`).
     replay : float or None
         Live subscriptions replay the cached history at this many bars a second
-        (and Yahoo is never contacted); None: they poll Yahoo.
+        (and the source is never contacted); None: they poll the source.
+    source : str
+        Where missing bars come from: 'yahoo', the name of an installed source or
+        MODULE:FACTORY (see :mod:`server.source_loading`); not loaded when
+        ``offline`` or ``replay`` is set.
     """
 
     host: str = DEFAULT_HOST
@@ -84,6 +87,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     limits: Limits = Limits()
     replay: float | None = None
+    source: str = DEFAULT_SOURCE
 
     def check_exposure(self) -> None:
         """Refuse a non-loopback address without a token (unless explicitly insecure).

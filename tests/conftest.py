@@ -13,11 +13,13 @@ import pytest
 from hypothesis import settings
 
 from dataprovider import DataProviderLocal
-from dataprovider.service import DataService, RefreshPolicy
+from dataprovider.engine.refresh import RefreshPolicy
+from dataprovider.engine.seeding import seed
+from dataprovider.engine.service import DataService
+from dataprovider.engine.store import ParquetStore
 from dataprovider.sources.ratelimit import RateLimiter
 from dataprovider.sources.sample import sample_datasets
 from dataprovider.sources.yahoo import YahooSource
-from dataprovider.store import ParquetStore
 from server.app import ServerApp, create_app
 from server.runner import ServerHandle
 from server.settings import Settings
@@ -78,7 +80,7 @@ def make_yahoo_source(yf_cache_dir, clock) -> Callable[..., YahooSource]:
 def sample_cache(tmp_path_factory) -> Path:
     """A data directory holding the bundled sample data, built once and copied per test."""
     root = tmp_path_factory.mktemp("sample-cache")
-    DataService(ParquetStore(root)).seed(sample_datasets(), source="sample")
+    seed(ParquetStore(root), sample_datasets(), source="sample")
     return root
 
 

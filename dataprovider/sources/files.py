@@ -11,6 +11,10 @@ Prices follow the cache's convention: a file with an 'Adj Close' column has its
 Open, High, Low and Close multiplied by Adj Close / Close. A missing Volume
 column reads as 0. Files are only ever parsed as text or by pyarrow; nothing in
 them is evaluated or unpickled.
+
+The module is longer than most (about 470 lines): each layout above needs its own
+small reading rule, and they all feed one header and timestamp detection, which is
+this module's single concern.
 """
 
 from __future__ import annotations
@@ -29,10 +33,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..enums import DataResolution
-from ..errors import InvalidRequestError
-from ..frames import PRICE_COLUMNS, normalize_frame
-from ..instruments import guess_timezone, validate_ticker
+from dataprovider.enums import DataResolution
+from dataprovider.errors import InvalidRequestError
+from dataprovider.frames import PRICE_COLUMNS, normalize_frame
+from dataprovider.instruments import guess_timezone, validate_ticker
 
 __all__ = ["MAX_UNCOMPRESSED_BYTES", "read_bars_bytes", "read_bars_file"]
 
@@ -111,9 +115,24 @@ def read_bars_file(
 
     Examples
     --------
-    >>> frame, tz = read_bars_file("SPY.csv", ticker="SPY", resolution="1d")  # doctest: +SKIP
-    >>> tz  # doctest: +SKIP
-    'America/New_York'
+    A newest-first file in Yahoo's "Download" layout, with an Adj Close column:
+
+    >>> import pathlib, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(tmp.name) / "SPY.csv"
+    >>> _ = path.write_text("Date,Open,High,Low,Close,Adj Close,Volume\\n"
+    ...                     "2024-01-03,196,202,194,200,100,5000\\n"
+    ...                     "2024-01-02,188,191,186,190,95,4000\\n")
+    >>> frame, tz = read_bars_file(path, ticker="SPY", resolution="1d")
+    >>> tz, frame.index.strftime("%Y-%m-%d").tolist()
+    ('America/New_York', ['2024-01-02', '2024-01-03'])
+    >>> frame["Open"].tolist(), frame["Close"].tolist(), frame["Volume"].tolist()
+    ([94.0, 98.0], [95.0, 100.0], [4000, 5000])
+    >>> read_bars_file(pathlib.Path(tmp.name) / "QQQ.csv", ticker="QQQ", resolution="1d")
+    Traceback (most recent call last):
+    ...
+    dataprovider.errors.InvalidRequestError: INVALID_FILE: QQQ.csv does not exist (...)
+    >>> tmp.cleanup()
     """
     name = os.path.basename(os.fspath(path)) or os.fspath(path)
     try:

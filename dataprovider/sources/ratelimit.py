@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..errors import UpstreamError, UpstreamRateLimitedError, UpstreamUnavailableError
+from dataprovider.errors import UpstreamError, UpstreamRateLimitedError, UpstreamUnavailableError
 
 __all__ = ["RateLimiter"]
 

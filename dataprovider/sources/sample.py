@@ -17,8 +17,8 @@ from importlib import resources
 
 import pandas as pd
 
-from ..enums import DataResolution
-from ..frames import normalize_frame
+from dataprovider.enums import DataResolution
+from dataprovider.frames import normalize_frame
 
 __all__ = ["SampleEntry", "load_sample", "sample_datasets", "sample_entries"]
 

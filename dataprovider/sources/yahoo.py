@@ -25,6 +25,9 @@ that swallow packets ends with UPSTREAM_TIMEOUT within the budget; a refused con
 or DNS failure fails at once. The first failure ends the fetch, and the limiter's
 cool-down then fails the next fetches at once. A successful 1m fetch of the full 30 days
 makes 5 requests.
+
+The module is longer than most (about 480 lines) because the request plan, the
+timeout caps and the error mapping all describe one upstream and change together.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ from typing import Any
 import pandas as pd
 import requests
 
-from ..enums import DataResolution
-from ..errors import (
+from dataprovider.enums import DataResolution
+from dataprovider.errors import (
     DataProviderError,
     InvalidRequestError,
     RangeNotAvailableError,
@@ -50,10 +53,10 @@ from ..errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from ..frames import empty_frame, normalize_frame
-from ..instruments import validate_ticker
-from .base import FetchResult
-from .ratelimit import RateLimiter
+from dataprovider.frames import empty_frame, normalize_frame
+from dataprovider.instruments import validate_ticker
+from dataprovider.sources.base import FetchResult
+from dataprovider.sources.ratelimit import RateLimiter
 
 __all__ = ["LOOKBACK_LIMITS", "MAX_REQUEST_SPAN", "FetchPlan", "YahooSource", "plan_fetch"]
 
@@ -203,11 +206,13 @@ class YahooSource:
 
     Examples
     --------
-    >>> source = YahooSource(cache_dir=tmp_dir)                                   # doctest: +SKIP
-    >>> result = source.fetch("SPY", DataResolution.DAY_01,
-    ...                       pd.Timestamp("2024-01-01", tz="UTC"), None)         # doctest: +SKIP
-    >>> result.timezone                                                           # doctest: +SKIP
-    'America/New_York'
+    These ask Yahoo Finance over the network:
+
+    >>> source = YahooSource()                                                    # doctest: +SKIP
+    >>> result = source.fetch("SPY", DataResolution.DAY_01, pd.Timestamp("2024-01-01", tz="UTC"),
+    ...                       pd.Timestamp("2024-02-01", tz="UTC"))                  # doctest: +SKIP
+    >>> result.timezone, result.frame.index[0].isoformat(), result.frame.columns.tolist()  # doctest: +SKIP
+    ('America/New_York', '2024-01-02T00:00:00-05:00', ['Open', 'High', 'Low', 'Close', 'Volume'])
     """
 
     name = "yahoo"
@@ -428,7 +433,7 @@ def _import_yfinance() -> Any:
         import yfinance.data  # noqa: F401  (YfData, whose response memo fetch() clears)
         import yfinance.exceptions  # noqa: F401
     except ImportError as exc:  # pragma: no cover - yfinance is a declared dependency
-        raise ImportError("YahooSource needs yfinance: pip install 'yfinance>=1.7'") from exc
+        raise ImportError("YahooSource needs yfinance: pip install 'dataprovider[server]'") from exc
     return yfinance
 
 

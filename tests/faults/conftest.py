@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dataprovider.launcher import free_port, start_process, stop
+from dataprovider.notebook.launcher import free_port, start_process, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from dataprovider.engine.service import DataService
+from dataprovider.engine.store import ParquetStore
 from dataprovider.enums import DataResolution
-from dataprovider.query import BarsQuery
-from dataprovider.service import DataService
-from dataprovider.store import ParquetStore
+from dataprovider.protocol.query import BarsQuery
 from tests.conftest import Now
 from tests.support.faulty_store import FaultyStore
 from tests.support.frames import assert_same_frame

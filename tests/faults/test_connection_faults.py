@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from dataprovider import DataProviderLocal
-from dataprovider.service import DataService
+from dataprovider.engine.service import DataService
 from tests.support.replay_server import logged_requests
 from tests.support.waiting import wait_until
 
@@ -33,10 +33,10 @@ class CountingService(DataService):
 
     started: list[str] = []
 
-    def get_bars(self, query, on_status=None, *, wait=True):
+    def get_bars(self, query, on_status=None):
         CountingService.started.append(query.ticker)
         time.sleep(0.02)
-        return super().get_bars(query, on_status, wait=wait)
+        return super().get_bars(query, on_status)
 
 
 def settled(count, interval: float = 0.3) -> int:

@@ -15,7 +15,7 @@ import random
 import pyarrow.parquet as pq
 import pytest
 
-from dataprovider.store import ParquetStore
+from dataprovider.engine.store import ParquetStore
 from tests.support.frames import assert_same_frame
 from tests.support.store_writer import DATASETS, parse_journal, version_frame, write_versions
 

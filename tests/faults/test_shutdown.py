@@ -13,9 +13,9 @@ import threading
 import pytest
 
 from dataprovider import DataProviderLocal
+from dataprovider.engine.store import DatasetMeta, ParquetStore
 from dataprovider.errors import ServerBusyError
 from dataprovider.sources.sample import load_sample, sample_entries
-from dataprovider.store import DatasetMeta, ParquetStore
 from tests.support.frames import assert_same_frame
 from tests.support.replay_server import logged_requests
 from tests.support.waiting import wait_until

@@ -129,7 +129,7 @@ def test_a_damaged_file_is_downloaded_afresh_when_the_source_has_it(live_server,
     first, _ = ask(provider, "NVDA", period="6mo")  # downloaded, written, and now also held in memory
     path = server.store.root / "1d" / "NVDA.parquet"
     damage(path)
-    time.sleep(2 * server.store.hot.recheck_seconds)  # the server looks at the file again after this long
+    time.sleep(2 * server.store.memory.recheck_seconds)  # the server looks at the file again after this long
 
     again, outcome = ask(provider, "NVDA", period="6mo")
     assert outcome.error is None, outcome.error

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from dataprovider import DataProviderLocal
-from dataprovider.service import DataService
+from dataprovider.engine.service import DataService
 from dataprovider.sources.ratelimit import RateLimiter
 from dataprovider.sources.yahoo import YahooSource
 from tests.conftest import Now

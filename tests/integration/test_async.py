@@ -12,7 +12,7 @@ import time
 import pandas as pd
 import pytest
 
-from dataprovider.service import DataService
+from dataprovider.engine.service import DataService
 
 
 class BarrierService(DataService):
@@ -20,9 +20,10 @@ class BarrierService(DataService):
 
     barrier = threading.Barrier(3, timeout=10)
 
-    def get_bars(self, query, on_status=None, *, wait=True):
-        if not wait:
-            return None  # as if the query needed the network: the server hands it to a worker
+    def cached_answer(self, query, on_status=None):
+        return None  # as if the query needed the network: the server hands it to a worker
+
+    def get_bars(self, query, on_status=None):
         self.barrier.wait()
         return super().get_bars(query, on_status)
 
@@ -32,10 +33,10 @@ class SlowService(DataService):
 
     started: list[str] = []
 
-    def get_bars(self, query, on_status=None, *, wait=True):
+    def get_bars(self, query, on_status=None):
         SlowService.started.append(query.ticker)
         time.sleep(0.05)
-        return super().get_bars(query, on_status, wait=wait)
+        return super().get_bars(query, on_status)
 
 
 SAMPLE_TICKERS = ["SPY", "AAPL", "GOOG", "INTC", "BTC-USD", "ETH-USD", "SOL-USD", "EWG", "CALM", "^GSPC"]
@@ -128,7 +129,7 @@ def test_ctrl_c_during_a_batch_stops_it_cleanly(live_server):
 def test_importing_patches_no_event_loop():
     code = (
         "import asyncio, sys; policy = asyncio.get_event_loop_policy();"
-        "import dataprovider, dataprovider.client, dataprovider.progress;"
+        "import dataprovider, dataprovider.client.provider, dataprovider.notebook.progress;"
         "assert 'nest_asyncio' not in sys.modules;"
         "assert asyncio.get_event_loop_policy() is policy;"
         "assert asyncio.run.__module__ == 'asyncio.runners';"

@@ -448,7 +448,7 @@ def test_a_handler_bug_is_internal_with_the_request_id_and_a_logged_traceback(se
 
 
 def test_a_socket_handler_bug_is_internal_with_the_request_id_and_a_logged_traceback(server, raw, monkeypatch, caplog):
-    monkeypatch.setattr(server.service, "get_bars", broken)
+    monkeypatch.setattr(server.service, "cached_answer", broken)
     ((name, error),) = raw.ask(protocol.GET_DATA, {"request_id": "bug-2", "ticker": "SPY"})
     assert (name, error["code"], error["request_id"], error["details"]) == (
         protocol.DATA_ERROR,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 
 from dataprovider import DataProviderLocal
-from dataprovider.launcher import free_port, start_server
+from dataprovider.notebook.launcher import free_port, start_server
 from dataprovider.sources.sample import sample_entries
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,3 +136,26 @@ def test_console_script(argv):
     script = Path(sys.executable).parent / "dataprovider-server"
     result = subprocess.run([str(script), *argv], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and ("dataprovider" in result.stdout)
+
+
+def help_of(*argv: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "server", *argv], capture_output=True, text=True, timeout=30, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_help_lists_the_serve_options_and_the_commands():
+    text = help_of("--help")
+    options, _, commands = text.partition("\ncommands:\n")
+    for flag in ("--port", "--host", "--token", "--data-dir", "--source", "--offline", "--replay", "--max-in-flight"):
+        assert f"  {flag} " in options, flag
+    listed = re.findall(r"^    (\S+)", commands, flags=re.MULTILINE)  # wrapped help lines are indented further
+    assert listed == ["serve", "import"]
+
+
+@pytest.mark.parametrize(("command", "flag"), [("serve", "--token"), ("import", "--ticker")])
+def test_each_command_has_its_own_help(command, flag):
+    text = help_of(command, "--help")
+    assert text.startswith(f"usage: python -m server {command} ") and f"  {flag} " in text

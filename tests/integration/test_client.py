@@ -16,7 +16,7 @@ from dataprovider import (
     InvalidRequestError,
     NotCachedError,
 )
-from dataprovider.service import DataService
+from dataprovider.engine.service import DataService
 
 
 def closed_port_url() -> str:
@@ -55,9 +55,10 @@ class StalledService(DataService):
 
     release = threading.Event()
 
-    def get_bars(self, query, on_status=None, *, wait=True):
-        if not wait:
-            return None
+    def cached_answer(self, query, on_status=None):
+        return None
+
+    def get_bars(self, query, on_status=None):
         self.release.wait(10)
         return super().get_bars(query, on_status)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataprovider import DataProviderLocal
-from dataprovider.launcher import STARTED, ensure_server, free_port, stop
+from dataprovider.notebook.launcher import STARTED, ensure_server, free_port, stop
 
 
 def test_uses_a_running_server(live_server, monkeypatch):

@@ -15,12 +15,12 @@ import pytest
 import websocket
 
 from dataprovider import DataProviderLocal, protocol
-from dataprovider.connection import _InOrderSocketIOClient as InOrderClient
-from dataprovider.launcher import free_port, start_server, stop
-from dataprovider.service import DataService
+from dataprovider.client.connection import _InOrderSocketIOClient as InOrderClient
+from dataprovider.engine.service import DataService
+from dataprovider.notebook.launcher import free_port, start_server, stop
 from dataprovider.sources.sample import load_sample, sample_entries
 from server.__main__ import parse_args
-from server.limits import Limits
+from server.socket.limits import Limits
 from tests.support.frames import assert_same_frame
 
 FINAL = {protocol.DATA_RESPONSE, protocol.DATA_ERROR, protocol.BATCH_RESPONSE, protocol.BATCH_ERROR}

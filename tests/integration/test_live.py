@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from dataprovider import DataProviderLocal, protocol
-from dataprovider.launcher import free_port, start_server, stop
-from dataprovider.service import RefreshPolicy
-from dataprovider.subscriptions import LiveBar
+from dataprovider.client.subscriptions import LiveBar
+from dataprovider.engine.refresh import RefreshPolicy
+from dataprovider.notebook.launcher import free_port, start_server, stop
 from tests.conftest import Now
 from tests.integration.test_socket_events import RawClient
 from tests.support.waiting import wait_until

@@ -24,7 +24,7 @@ from schemathesis.checks import (
 from dataprovider import protocol
 from dataprovider.enums import DataPeriod, DataResolution
 from dataprovider.errors import ERROR_CLASSES
-from server.openapi import openapi_document
+from server.http.openapi import openapi_document
 
 # Examples per operation and generation mode: enough to reach every parameter, quick enough for CI.
 EXAMPLES = 30

@@ -10,6 +10,8 @@ import threading
 import pandas as pd
 import pytest
 
+from dataprovider.engine.service import DataService
+from dataprovider.engine.store import ParquetStore
 from dataprovider.enums import DataPeriod, DataResolution
 from dataprovider.errors import (
     NoDataError,
@@ -17,9 +19,7 @@ from dataprovider.errors import (
     UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
-from dataprovider.query import BarsQuery, TimeBound
-from dataprovider.service import DataService
-from dataprovider.store import ParquetStore
+from dataprovider.protocol.query import BarsQuery, TimeBound
 from tests.conftest import Now
 from tests.support.yahoo_replay import YahooReplay
 

@@ -6,16 +6,16 @@ import ast
 import socket
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 import requests
 
 from dataprovider import AuthenticationError, DataProviderLocal
-from dataprovider.connection import _InOrderSocketIOClient
-from dataprovider.launcher import free_port, start_server, stop
+from dataprovider.client.connection import _InOrderSocketIOClient
+from dataprovider.notebook.launcher import free_port, start_server, stop
 from server.auth import token_matches
+from tests.support.dependencies import full_set
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-token-with-enough-entropy"
@@ -112,6 +112,5 @@ def test_nothing_is_ever_unpickled():
 
 def test_minimum_versions_are_past_known_advisories():
     wanted = {"python-socketio": "5.16.2", "pyarrow": "14.0.1", "werkzeug": "3.1.6"}
-    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    pins = {d.split(">=")[0].lower(): d.split(">=")[1] for d in dependencies if ">=" in d}
-    assert {name: pins.get(name) for name in wanted} == wanted
+    minimums = {name: {spec.version for spec in r.specifier if spec.operator == ">="} for name, r in full_set().items()}
+    assert {name: minimums.get(name) for name in wanted} == {name: {version} for name, version in wanted.items()}

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from dataprovider import __version__, protocol
-from dataprovider.connection import _InOrderSocketIOClient as InOrderClient
+from dataprovider.client.connection import _InOrderSocketIOClient as InOrderClient
+from dataprovider.enums import DataResolution
 from dataprovider.sources.sample import load_sample, sample_entries
 from tests.conftest import Now
 from tests.support.frames import assert_same_frame
@@ -97,11 +98,11 @@ def test_a_million_row_frame_arrives_whole_in_chunks(live_server):
     index = pd.date_range("2020-01-01", periods=1_000_000, freq="min", tz="UTC", name="Datetime")
     frame = pd.DataFrame({"Open": 1.0, "High": 2.0, "Low": 0.5, "Close": range(len(index)), "Volume": 7}, index=index)
     frame["Close"] = frame["Close"].astype("float64")
+    from dataprovider.engine.store import DatasetMeta
     from dataprovider.frames import normalize_frame
-    from dataprovider.store import DatasetMeta
 
-    frame = normalize_frame(frame, protocol.DataResolution.MINUTE_01, "UTC")
-    server.store.write("BTC-USD", protocol.DataResolution.MINUTE_01, frame, DatasetMeta("UTC", "test"))
+    frame = normalize_frame(frame, DataResolution.MINUTE_01, "UTC")
+    server.store.write("BTC-USD", DataResolution.MINUTE_01, frame, DatasetMeta("UTC", "test"))
     client = RawClient(server.url)
     try:
         ((name, payload),) = client.ask(
@@ -251,7 +252,7 @@ def test_a_failing_handler_still_answers(live_server, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(server.service, "get_bars", broken)
+    monkeypatch.setattr(server.service, "cached_answer", broken)
     client = RawClient(server.url)
     try:
         name, reply = client.ask(protocol.GET_DATA, {"request_id": "i", "ticker": "SPY"})[-1]
@@ -302,16 +303,16 @@ def test_batch_entries_that_are_not_strings_keep_their_own_key(raw):
 
 def test_a_batch_of_hundreds_of_binary_frames_arrives_whole(live_server):
     """Hundreds of attachments in one reply: each frame must land with its own ticker."""
+    from dataprovider.engine.store import DatasetMeta
     from dataprovider.frames import normalize_frame
-    from dataprovider.store import DatasetMeta
 
     server = live_server(samples=False)
     index = pd.bdate_range("2024-01-01", periods=10, tz="America/New_York", name="Date")
     tickers = [f"T{i:03d}" for i in range(300)]
     for i, ticker in enumerate(tickers):
         frame = pd.DataFrame({"Open": i, "High": i, "Low": i, "Close": float(i), "Volume": i}, index=index)
-        frame = normalize_frame(frame, protocol.DataResolution.DAY_01, "America/New_York")
-        server.store.write(ticker, protocol.DataResolution.DAY_01, frame, DatasetMeta("America/New_York", "test"))
+        frame = normalize_frame(frame, DataResolution.DAY_01, "America/New_York")
+        server.store.write(ticker, DataResolution.DAY_01, frame, DatasetMeta("America/New_York", "test"))
     seen = []
     frames = server.client().get_batch_data_socket(
         tickers, period="max", local_only=True, progress=False, progress_callback=seen.append

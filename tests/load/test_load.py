@@ -35,12 +35,12 @@ import pandas as pd
 import pytest
 
 from dataprovider import DataProviderLocal, protocol
+from dataprovider.engine.service import DataService
+from dataprovider.engine.store import ParquetStore
 from dataprovider.errors import DataProviderError
-from dataprovider.launcher import free_port, start_server, stop
-from dataprovider.query import BarsQuery
-from dataprovider.service import DataService
+from dataprovider.notebook.launcher import free_port, start_server, stop
+from dataprovider.protocol.query import BarsQuery
 from dataprovider.sources.sample import sample_entries
-from dataprovider.store import ParquetStore
 from tests.support.frames import assert_same_frame
 
 pytestmark = pytest.mark.load

@@ -27,7 +27,7 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
-# A batch's summary line (dataprovider.progress.BatchSummary), e.g. "5 tickers, 1 failed (NOPE: not cached), 0.18 s".
+# A batch's summary line (notebook.progress.BatchSummary), e.g. "5 tickers, 1 failed (NOPE: not cached), 0.18 s".
 SUMMARY = re.compile(r"^(?P<total>\d+) tickers?(?:, \d+ failed \((?P<failures>.*)\))?, \d+(?:\.\d+)? s$", re.MULTILINE)
 
 # A Python warning as the kernel prints it: "...: DeprecationWarning: ...".

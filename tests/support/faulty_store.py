@@ -12,11 +12,20 @@ of one write, so a test must not write through another store at the same time.
 
 Examples
 --------
->>> store = FaultyStore(tmp_path)                                   # doctest: +SKIP
+>>> import errno, tempfile
+>>> from dataprovider.engine.store import DatasetMeta
+>>> from dataprovider.enums import DataResolution
+>>> from dataprovider.sources.sample import load_sample, sample_entries
+>>> spy = next(e for e in sample_entries() if e.ticker == "SPY" and e.resolution is DataResolution.DAY_01)
+>>> frame = load_sample(spy).tail(5)
+>>> store = FaultyStore(tempfile.mkdtemp())
 >>> store.failure = errno.ENOSPC
->>> store.write("SPY", DataResolution.DAY_01, frame, meta)          # doctest: +SKIP
+>>> store.write("SPY", DataResolution.DAY_01, frame, DatasetMeta("America/New_York", "test"))
 Traceback (most recent call last):
-dataprovider.errors.StorageFullError: STORAGE_FULL: could not write SPY.parquet (No space left on device); ...
+dataprovider.errors.StorageFullError: STORAGE_FULL: ...
+>>> store.failure = None
+>>> store.write("SPY", DataResolution.DAY_01, frame, DatasetMeta("America/New_York", "test")).rows
+5
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from unittest import mock
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataprovider.store import ParquetStore
+from dataprovider.engine.store import ParquetStore
 
 __all__ = ["FaultyStore"]
 

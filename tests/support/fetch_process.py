@@ -21,11 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from dataprovider.engine.service import DataService
+from dataprovider.engine.store import ParquetStore
 from dataprovider.enums import DataPeriod, DataResolution
-from dataprovider.query import BarsQuery
-from dataprovider.service import DataService
+from dataprovider.protocol.query import BarsQuery
+from dataprovider.protocol.replies import result_summary
 from dataprovider.sources.yahoo import YahooSource
-from dataprovider.store import ParquetStore
 from tests.support.no_network import no_network
 from tests.support.replay_server import LoggingReplay
 
@@ -54,7 +55,7 @@ def main(argv: list[str]) -> int:
         service = DataService(ParquetStore(data_dir), source, clock=lambda: clock)
         wait_at_barrier(Path(barrier), name, int(peers))
         result = service.get_bars(BarsQuery(ticker, DataResolution.DAY_01, DataPeriod.parse(period)))
-    print(json.dumps(result.summary()))
+    print(json.dumps(result_summary(result)))
     return 0
 
 

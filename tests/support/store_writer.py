@@ -28,9 +28,9 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from dataprovider.engine.store import DatasetMeta, ParquetStore
 from dataprovider.enums import DataResolution
 from dataprovider.sources.sample import load_sample, sample_entries
-from dataprovider.store import DatasetMeta, ParquetStore
 
 __all__ = ["DATASETS", "parse_journal", "version_frame", "write_versions"]
 

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from dataprovider.errors import ServerBusyError
-from server.clients import ClientRegistry
-from server.limits import FairQueue, Limits, TokenBucket
+from server.socket.connections import ClientRegistry
+from server.socket.limits import FairQueue, Limits, TokenBucket
 
 
 class ManualExecutor:

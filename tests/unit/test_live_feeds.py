@@ -7,13 +7,13 @@ import shutil
 import pandas as pd
 import pytest
 
+from dataprovider.engine.feeds import MAX_FORMING_UPDATES, ReplayFeed
+from dataprovider.engine.resample import resample_bars
+from dataprovider.engine.service import DataService
+from dataprovider.engine.store import ParquetStore
 from dataprovider.enums import DataPeriod, DataResolution
 from dataprovider.errors import NotCachedError
-from dataprovider.live import MAX_FORMING_UPDATES, ReplayFeed
-from dataprovider.query import BarsQuery
-from dataprovider.resample import resample_bars
-from dataprovider.service import DataService
-from dataprovider.store import ParquetStore
+from dataprovider.protocol.query import BarsQuery
 
 DAY, HOUR, WEEK = DataResolution.DAY_01, DataResolution.HOUR_01, DataResolution.WEEK_01
 

@@ -15,6 +15,9 @@ import pytest
 from nbclient import NotebookClient
 
 from dataprovider import protocol
+from dataprovider.client.batches import ProgressOrderer
+from dataprovider.engine.service import DataService
+from dataprovider.engine.store import ParquetStore
 from dataprovider.errors import (
     ConnectionFailedError,
     DataProviderError,
@@ -22,7 +25,7 @@ from dataprovider.errors import (
     NotCachedError,
     SymbolNotFoundError,
 )
-from dataprovider.progress import (
+from dataprovider.notebook.progress import (
     ENV_VAR,
     BatchSummary,
     Reporter,
@@ -31,9 +34,6 @@ from dataprovider.progress import (
     make_reporter,
     resolve_mode,
 )
-from dataprovider.replies import ProgressOrderer
-from dataprovider.service import DataService
-from dataprovider.store import ParquetStore
 from server.answers import answer_batch
 from tests.support.clock import FakeClock
 
@@ -104,7 +104,7 @@ def test_widget_is_honoured_outside_a_kernel():
 
 @pytest.mark.usefixtures("no_ipywidgets")
 def test_without_ipywidgets_widgets_become_text(caplog):
-    with caplog.at_level(logging.DEBUG, logger="dataprovider.progress"):
+    with caplog.at_level(logging.DEBUG, logger="dataprovider.notebook.progress"):
         assert resolve_mode("widget", in_kernel=False) == "text"
     assert "ipywidgets cannot be imported" in caplog.text
     assert resolve_mode(True, in_kernel=True) == "text"
@@ -221,7 +221,7 @@ def test_text_bar_blanks_what_a_shorter_line_leaves():
 def test_off_reporter_logs_the_summary_and_prints_nothing(capsys, caplog):
     clock = FakeClock()
     reporter = make_reporter("off", 2, clock=clock)
-    with caplog.at_level(logging.INFO, logger="dataprovider.progress"):
+    with caplog.at_level(logging.INFO, logger="dataprovider.notebook.progress"):
         feed(reporter, clock, [("SPY", 2519), ("XYZ", NOT_CACHED)])
         reporter.finish()
     assert type(reporter) is Reporter
@@ -316,7 +316,7 @@ KERNEL_CELL = """\
 import sys
 from dataprovider import protocol
 from dataprovider.errors import NotCachedError
-from dataprovider.progress import make_reporter, resolve_mode
+from dataprovider.notebook.progress import make_reporter, resolve_mode
 
 print(sys.prefix)
 mode = resolve_mode()

@@ -23,8 +23,9 @@ from dataprovider import protocol
 from dataprovider.enums import DataPeriod, DataResolution
 from dataprovider.errors import ERROR_CLASSES, InvalidRequestError, describe_value
 from dataprovider.instruments import MAX_TICKER_LENGTH, TICKER_PATTERN, validate_ticker
-from dataprovider.query import TIME_BOUND_PATTERN, TimeBound
-from dataprovider.replies import query_payload
+from dataprovider.protocol.query import TIME_BOUND_PATTERN, TimeBound
+from dataprovider.protocol.requests import query_payload
+from server.http import params
 
 # Longest error message validation may write, whatever it is sent.
 MESSAGE_BOUND = 600
@@ -270,7 +271,7 @@ def test_time_bounds_parse_or_raise_value_error(text):
 def test_query_parameters_become_a_payload_or_an_invalid_request_error(pairs):
     args = MultiDict(pairs)
     try:
-        payload = protocol.payload_from_query_args("SPY", args)
+        payload = params.payload_from_query_args("SPY", args)
         protocol.parse_data_request(payload, protocol.REST_FORMATS)
     except InvalidRequestError as error:
         assert_well_formed(error, (*protocol.DATA_FIELDS, "start", "end"), dict(pairs))
@@ -278,7 +279,7 @@ def test_query_parameters_become_a_payload_or_an_invalid_request_error(pairs):
 
 @given(st.binary(max_size=60) | st.text(max_size=60).map(str.encode))
 def test_raw_query_strings_and_bodies_never_fail_otherwise(raw):
-    for check in (protocol.check_query_string, protocol.parse_json_body):
+    for check in (params.check_query_string, params.parse_json_body):
         try:
             check(raw)
         except InvalidRequestError as error:

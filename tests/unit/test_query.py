@@ -1,4 +1,4 @@
-"""The window rules of dataprovider.query on a frame of real trading days."""
+"""The window rules of dataprovider.engine.window on a frame of real trading days."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from dataprovider.bars import Bars
+from dataprovider.engine.window import select_window
 from dataprovider.enums import DataPeriod, DataResolution
 from dataprovider.frames import normalize_frame
-from dataprovider.query import BarsQuery, TimeBound, select_window
+from dataprovider.protocol.query import BarsQuery, TimeBound
 
 NY = "America/New_York"
 

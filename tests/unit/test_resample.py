@@ -1,4 +1,4 @@
-"""Tests for dataprovider.resample: the derivation table, bin labels and aggregation.
+"""Tests for dataprovider.engine.resample: the derivation table, bin labels and aggregation.
 
 Small frames built here check each rule by hand; the files in tests/data/resample
 (see the README there) check the results against bars published at the coarser
@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dataprovider.engine.resample import can_resample, derivation_sources, resample_bars
 from dataprovider.enums import DataResolution
 from dataprovider.errors import InvalidRequestError
 from dataprovider.frames import normalize_frame
-from dataprovider.resample import can_resample, derivation_sources, resample_bars
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "resample"
 NY = "America/New_York"

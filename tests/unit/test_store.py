@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dataprovider.engine.memory_cache import MemoryCache
+from dataprovider.engine.store import ROW_GROUP_SIZE, DatasetMeta, ParquetStore
 from dataprovider.enums import DataResolution
 from dataprovider.errors import CacheCorruptError, InvalidRequestError, ServerBusyError
 from dataprovider.frames import normalize_frame
-from dataprovider.hotcache import HotCache
-from dataprovider.store import ROW_GROUP_SIZE, DatasetMeta, ParquetStore
 from tests.support.clock import FakeClock
 
 R1M, R1D = DataResolution.MINUTE_01, DataResolution.DAY_01
@@ -121,7 +121,7 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
         from tests.unit.test_store import minute_bars
-        from dataprovider.store import ParquetStore, DatasetMeta
+        from dataprovider.engine.store import ParquetStore, DatasetMeta
         from dataprovider.enums import DataResolution
         from dataprovider.errors import StorageFullError
         store = ParquetStore({str(tmp_path)!r})
@@ -147,7 +147,7 @@ def test_lock_is_exclusive_across_processes(tmp_path):
             textwrap.dedent(
                 f"""
                 import sys, time
-                from dataprovider.store import ParquetStore
+                from dataprovider.engine.store import ParquetStore
                 from dataprovider.enums import DataResolution
                 with ParquetStore({str(tmp_path)!r}).lock("SPY", DataResolution.DAY_01):
                     print("held", flush=True)
@@ -184,7 +184,7 @@ def test_sweep_removes_stray_temp_files_but_not_live_ones(tmp_path):
             [
                 sys.executable,
                 "-c",
-                f"from dataprovider.store import ParquetStore; "
+                f"from dataprovider.engine.store import ParquetStore; "
                 f"print(ParquetStore({str(tmp_path)!r}).sweep_temp_files())",
             ],
             capture_output=True,
@@ -212,11 +212,11 @@ def test_yahoo_symbols_map_inside_the_data_dir(tmp_path, ticker):
 
 def test_recent_datasets_are_served_from_memory_until_their_file_changes(tmp_path):
     clock = FakeClock()
-    store = ParquetStore(tmp_path, cache=HotCache(64 * 2**20, recheck_seconds=0.25, clock=clock))
+    store = ParquetStore(tmp_path, cache=MemoryCache(64 * 2**20, recheck_seconds=0.25, clock=clock))
     first = minute_bars(1000, seed=1)
     info = store.write("BTC-USD", R1M, first, DatasetMeta("UTC", "test"))
     pd.testing.assert_frame_equal(store.read("BTC-USD", R1M), first)
-    assert store.hot.used_bytes > 0
+    assert store.memory.used_bytes > 0
     # Same size and modification time, other bytes: only a copy in memory can still answer.
     stat = info.path.stat()
     info.path.write_bytes(b"\0" * stat.st_size)
@@ -241,5 +241,5 @@ def test_memory_cache_stays_within_its_budget(tmp_path):
     for i in range(6):
         store.write(f"T{i}", R1M, frame, DatasetMeta("UTC", "test"))
         assert store.read(f"T{i}", R1M).equals(frame)
-        assert store.hot.used_bytes <= store.hot.max_bytes
-    assert store.hot.used_bytes > 0
+        assert store.memory.used_bytes <= store.memory.max_bytes
+    assert store.memory.used_bytes > 0

@@ -1,0 +1,13 @@
+"""What a server runs: answers from the cache, refreshed from a source.
+
+* :mod:`~dataprovider.engine.service`: ``DataService``, which orchestrates one query end to end;
+* :mod:`~dataprovider.engine.refresh`: what to download and how to merge it (pure functions on frames);
+* :mod:`~dataprovider.engine.seeding`: loading sample data and users' files into the cache;
+* :mod:`~dataprovider.engine.store` and :mod:`~dataprovider.engine.memory_cache`: the cache on disk and in memory;
+* :mod:`~dataprovider.engine.window`: the rules that cut a query's window out of a dataset;
+* :mod:`~dataprovider.engine.resample`: coarser bars derived from finer ones;
+* :mod:`~dataprovider.engine.feeds`: live bars, polled from the source or replayed from the cache.
+
+Sources (where bars come from) are plug-ins: :mod:`dataprovider.sources`. The engine
+imports the protocol and the shared vocabulary, never the client.
+"""
