@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dataprovider.engine.store import DatasetMeta, ParquetStore
+from dataprovider.engine.datasets import DatasetMeta
+from dataprovider.engine.store import ParquetStore
 from dataprovider.enums import DataResolution
 from dataprovider.frames import normalize_frame
 from dataprovider.sources.sample import load_sample, sample_entries

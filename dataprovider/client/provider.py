@@ -8,6 +8,10 @@ callbacks and progress widgets stay on the event loop's thread; several of them
 awaited together overlap on one shared connection. Cancelling an awaiting task,
 a timeout or Ctrl-C tells the server to drop the rest of the request, and the
 connection stays usable.
+
+The module is longer than most (about 490 lines) because it is the public API:
+each call the seed documents is spelled out with its parameters and examples,
+and the transports it drives live in the modules beside it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataprovider.client.subscriptions import LiveBar, Subscription, Subscriptio
 from dataprovider.enums import DataPeriod, DataResolution
 from dataprovider.errors import DataProviderError
 from dataprovider.protocol.events import DEFAULT_URL
-from dataprovider.protocol.requests import query_payload
+from dataprovider.protocol.payloads import query_payload
 
 __all__ = ["DataProviderLocal"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pandas as pd
 
 from dataprovider.bars import Bars
+from dataprovider.engine.datasets import DatasetInfo
 from dataprovider.engine.resample import derivation_sources, resample_bars
-from dataprovider.engine.store import DatasetInfo
 from dataprovider.engine.window import lookback_start, select_window
 from dataprovider.errors import NoDataError
 from dataprovider.protocol.query import BarsQuery

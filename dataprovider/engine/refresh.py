@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dataprovider.engine.store import DatasetInfo
+from dataprovider.engine.datasets import DatasetInfo
 from dataprovider.engine.window import lookback_start
 from dataprovider.enums import DataResolution
 from dataprovider.frames import PRICE_COLUMNS, bar_ends

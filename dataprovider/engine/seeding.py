@@ -10,10 +10,10 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from dataprovider.engine.datasets import DatasetInfo, DatasetMeta
 from dataprovider.engine.refresh import first_day_start, merge
-from dataprovider.engine.store import DatasetInfo, DatasetMeta, ParquetStore
+from dataprovider.engine.store import ParquetStore
 from dataprovider.enums import DataResolution
-from dataprovider.errors import CacheCorruptError
 
 __all__ = ["import_frame", "seed"]
 
@@ -27,7 +27,7 @@ def seed(store: ParquetStore, datasets: Iterable[tuple[str, DataResolution, pd.D
     written = 0
     for ticker, resolution, frame, timezone in datasets:
         with store.lock(ticker, resolution):
-            if _existing(store, ticker, resolution) is not None:
+            if store.info_if_readable(ticker, resolution) is not None:
                 continue
             meta = DatasetMeta(timezone=timezone, source=source, coverage_start=first_day_start(frame))
             store.write(ticker, resolution, frame, meta)
@@ -40,18 +40,8 @@ def import_frame(
 ) -> DatasetInfo:
     """Merge bars from a user's file into the cache (the file wins where both have a bar)."""
     with store.lock(ticker, resolution):
-        info = _existing(store, ticker, resolution)
-        old = store.read(ticker, resolution) if info is not None else None
-        if info is not None and old is None:  # set aside between the two looks: keep nothing half-merged
-            raise CacheCorruptError(f"{ticker} {resolution.value} vanished while being imported into; import again")
+        info = store.info_if_readable(ticker, resolution)
+        old = None if info is None else store.bars_of(info).to_frame()
         merged = frame if old is None else merge(old.tz_convert(timezone), frame, frame.index[0])
         meta = DatasetMeta(timezone=timezone, source="import", coverage_start=first_day_start(merged))
         return store.write(ticker, resolution, merged, meta)
-
-
-def _existing(store: ParquetStore, ticker: str, resolution: DataResolution) -> DatasetInfo | None:
-    """The dataset's info; a damaged file (now set aside by the store) counts as missing."""
-    try:
-        return store.info(ticker, resolution)
-    except CacheCorruptError:
-        return None

@@ -6,18 +6,15 @@
   derived from a finer cached one when possible (``resampled``); otherwise
   ``NOT_CACHED``.
 * ``local_only=False``: the cache is first brought up to date from the source
-  when it is behind (see :func:`~dataprovider.engine.refresh.needs_tail_refresh`), then the window
-  is cut from it. Only what is missing is downloaded: the tail from a little
-  before the newest final bar (the overlap is compared to catch new split or
-  dividend adjustments, which trigger a full re-download so the cache always
-  equals a fresh download), and the head when the window reaches further back
-  than the cache covers. If the source fails, or the download cannot be saved
-  (disk full), cached bars are still served, with ``stale=True`` and a warning
-  naming the failure. A cache file found damaged while answering is set aside
-  and downloaded afresh.
+  when it is behind (:mod:`~dataprovider.engine.downloads` asks only for what is
+  missing), then the window is cut from it. If the source fails, or the download
+  cannot be saved (disk full), cached bars are still served, with ``stale=True``
+  and a warning naming the failure. A cache file found damaged while answering is
+  set aside and downloaded afresh.
 
-Downloads of one dataset are serialised by the store's lock, so two requests for
-the same missing data cause one download: the second finds it cached.
+The service only orchestrates: downloads, the window rules
+(:mod:`~dataprovider.engine.window`) and derivation (:mod:`~dataprovider.engine.derive`)
+live in modules of their own, and it calls them in order.
 """
 
 from __future__ import annotations
@@ -25,31 +22,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import pandas as pd
 
 from dataprovider.bars import Bars
+from dataprovider.engine.datasets import DatasetInfo
 from dataprovider.engine.derive import derivation_read_start, derivation_sources, derived_window
+from dataprovider.engine.downloads import Downloads, StatusCallback
 from dataprovider.engine.refresh import (
     RefreshPolicy,
-    coverage_start,
-    forming_from,
-    history_gap,
-    merge,
-    needs_tail_refresh,
-    readjusted,
 )
-from dataprovider.engine.store import DatasetInfo, DatasetMeta, ParquetStore
-from dataprovider.engine.window import lookback_start, select_window
+from dataprovider.engine.store import ParquetStore
+from dataprovider.engine.window import select_window
 from dataprovider.enums import DataResolution
 from dataprovider.errors import (
     CacheCorruptError,
-    DataNotFoundError,
     DataProviderError,
     InternalServerError,
     NoDataError,
@@ -60,17 +50,13 @@ from dataprovider.errors import (
     UpstreamError,
 )
 from dataprovider.protocol.query import BarsQuery
-from dataprovider.sources.base import FetchResult, Source
+from dataprovider.sources.base import Source
 
 __all__ = ["BarsResult", "DataService"]
 
 logger = logging.getLogger(__name__)
 
-StatusCallback = Callable[[str, dict[str, Any]], None]
 ItemCallback = Callable[[str, "BarsResult | DataProviderError"], None]
-
-#: Extra look-back of a first download, so the window counted back from the newest bar is covered.
-_INITIAL_SLACK = pd.Timedelta(days=7)
 
 
 @dataclass
@@ -154,9 +140,8 @@ class DataService:
         self.source = source
         self.policy = policy or RefreshPolicy()
         self.clock = clock or (lambda: pd.Timestamp.now("UTC"))
-        self._last_checked: dict[tuple[str, DataResolution], pd.Timestamp] = {}
+        self.downloads = None if source is None else Downloads(store, source, self.policy, self.clock)
         self._executor = ThreadPoolExecutor(max_workers=batch_workers, thread_name_prefix="batch")
-        self._checked_guard = threading.Lock()
 
     def close(self) -> None:
         """Stop the batch workers (pending work is abandoned)."""
@@ -206,14 +191,14 @@ class DataService:
         warnings: list[str] = []
         stale = False
         checked_fresh = False
-        if not query.local_only and self.source is not None:
+        if not query.local_only and self.downloads is not None:
             try:
-                if not self._behind(query):
+                if not self.downloads.behind(query):
                     checked_fresh = True
                 elif not may_download:
                     return None
                 else:
-                    checked_fresh = not self._refresh(query, status)
+                    checked_fresh = not self.downloads.refresh(query, status)
             except (UpstreamError, SymbolNotFoundError, RangeNotAvailableError, StorageFullError) as exc:
                 if not self._has_data(query):
                     raise
@@ -223,7 +208,7 @@ class DataService:
         info = self._info(query.ticker, query.resolution, local_only=query.local_only)
         if info is None or info.rows == 0:
             return self._derived(query, status, warnings, stale)
-        bars = select_window(lambda s, e: self._bars(info, s, e), info.last, query)
+        bars = select_window(lambda s, e: self.store.bars_of(info, s, e), info.last, query)
         if checked_fresh:  # the source was consulted and nothing needed downloading
             status("cached", {"rows": len(bars)})
         return BarsResult(
@@ -285,22 +270,8 @@ class DataService:
 
     # ----------------------------------------------------------- internals
     def _info(self, ticker: str, resolution: DataResolution, *, local_only: bool) -> DatasetInfo | None:
-        """The dataset's info; a corrupt file (now quarantined) counts as missing unless local_only."""
-        try:
-            return self.store.info(ticker, resolution)
-        except CacheCorruptError:
-            if local_only:
-                raise
-            return None
-
-    def _bars(self, info: DatasetInfo, start: pd.Timestamp | None, end: pd.Timestamp | None) -> Bars:
-        bars = self.store.bars(info.ticker, info.resolution, start, end)
-        if bars is None:  # removed between info and read
-            raise CacheCorruptError(f"{info.ticker} {info.resolution.value} vanished while being read; ask again")
-        return bars
-
-    def _read(self, info: DatasetInfo, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
-        return self._bars(info, start, end).to_frame()
+        """The dataset's info; a damaged file (set aside by now) counts as missing unless ``local_only``."""
+        return self.store.info(ticker, resolution) if local_only else self.store.info_if_readable(ticker, resolution)
 
     def _has_data(self, query: BarsQuery) -> bool:
         info = self._info(query.ticker, query.resolution, local_only=False)
@@ -333,7 +304,7 @@ class DataService:
             raise NoDataError(f"no {query.resolution.value} bars for {query.ticker}", ticker=query.ticker)
         status("resampling", {"from": info.resolution.value})
         start = derivation_read_start(query, info)
-        bars = derived_window(self._read(info, start, None), info, query, start)
+        bars = derived_window(self.store.bars_of(info, start, None).to_frame(), info, query, start)
         return BarsResult(
             ticker=info.ticker,
             resolution=query.resolution,
@@ -344,128 +315,3 @@ class DataService:
             warnings=warnings,
             last_fetched=info.meta.last_fetched,
         )
-
-    # -------------------------------------------------------------- refresh
-    def _refresh(self, query: BarsQuery, status: StatusCallback) -> bool:
-        """Bring the dataset up to date for ``query`` (tail, then head), holding its lock.
-
-        Returns whether the source was asked for anything.
-        """
-        key = (query.ticker, query.resolution)
-        downloaded = False
-        with self.store.lock(*key):
-            info = self._info(*key, local_only=False)
-            now = self.clock()
-            if self._needs_tail_refresh(info, query, now):
-                status("downloading", {"part": "latest"})
-                downloaded = True
-                try:
-                    info = self._refresh_tail(query, info, now)
-                except DataNotFoundError:
-                    self._mark_checked(key, now)  # a definite answer: do not ask again at once
-                    raise
-                self._mark_checked(key, now)  # upstream failures are not marked, so they stay visible
-            needs_history, start = history_gap(info, query)
-            if needs_history:
-                status("downloading", {"part": "history"})
-                downloaded = True
-                self._refresh_head(query, info, start)
-        return downloaded
-
-    def _behind(self, query: BarsQuery) -> bool:
-        """Whether :meth:`_refresh` would ask the source (checked without the dataset's lock)."""
-        try:
-            info = self._info(query.ticker, query.resolution, local_only=False)
-        except DataProviderError:
-            return True
-        if info is None or info.rows == 0 or self._needs_tail_refresh(info, query, self.clock()):
-            return True
-        return history_gap(info, query)[0]
-
-    def _needs_tail_refresh(self, info: DatasetInfo | None, query: BarsQuery, now: pd.Timestamp) -> bool:
-        checked = None if info is None else self._last_checked.get((info.ticker, info.resolution))
-        interval = self.policy.min_interval(query.resolution)
-        return needs_tail_refresh(info, query, now, checked, interval)
-
-    def _mark_checked(self, key: tuple[str, DataResolution], now: pd.Timestamp) -> None:
-        with self._checked_guard:
-            self._last_checked[key] = now
-
-    def _refresh_tail(self, query: BarsQuery, info: DatasetInfo | None, now: pd.Timestamp) -> DatasetInfo | None:
-        ticker, resolution = query.ticker, query.resolution
-        if info is None or info.rows == 0:
-            start = lookback_start(query, now)
-            if start is not None:
-                # The newest bar may be days old (weekends, holidays) and the
-                # exchange's date may lag UTC's: reach back far enough for both.
-                start = start - _INITIAL_SLACK
-            fetched = self._fetch(ticker, resolution, start, None)
-            if fetched.frame.empty:
-                raise NoDataError(
-                    f"the source has no {resolution.value} bars for {ticker} in the requested window",
-                    ticker=ticker,
-                )
-            meta = DatasetMeta(
-                timezone=fetched.timezone,
-                source=self.source.name,
-                last_fetched=now,
-                coverage_start=coverage_start(start, fetched),
-                history_complete=start is None,
-                forming_from=forming_from(fetched.frame, resolution, now),
-            )
-            return self.store.write(ticker, resolution, fetched.frame, meta)
-
-        old = self._read(info, None, None)
-        final = old if info.meta.forming_from is None else old[old.index < info.meta.forming_from]
-        overlap = self.policy.overlap_bars
-        overlap_from = final.index[-overlap] if len(final) >= overlap else old.index[0]
-        fetched = self._fetch(ticker, resolution, overlap_from.tz_convert("UTC"), None)
-        if fetched.frame.empty:
-            return info
-        new = fetched.frame.tz_convert(info.meta.timezone)
-        if readjusted(final, new, fetched.corporate_actions):
-            logger.info("%s %s: history re-adjusted upstream; downloading it afresh", ticker, resolution.value)
-            start = None if info.meta.history_complete else info.meta.coverage_start
-            fetched = self._fetch(ticker, resolution, start, None)
-            merged = fetched.frame
-        else:
-            merged = merge(old, new, overlap_from)
-        meta = info.meta.replace(
-            timezone=fetched.timezone,
-            source=self.source.name,
-            last_fetched=now,
-            forming_from=forming_from(merged, resolution, now),
-        )
-        return self.store.write(ticker, resolution, merged.tz_convert(fetched.timezone), meta)
-
-    def _refresh_head(self, query: BarsQuery, info: DatasetInfo, start: pd.Timestamp | None) -> None:
-        coverage = info.meta.coverage_start or info.first
-        old = self._read(info, None, None)
-        try:
-            fetched = self._fetch(query.ticker, query.resolution, start, coverage)
-        except RangeNotAvailableError:
-            # The source keeps nothing older (intraday limits): the cached bars are all there is.
-            self.store.write(query.ticker, query.resolution, old, info.meta.replace(history_complete=True))
-            return
-        head = fetched.frame.tz_convert(info.meta.timezone)
-        merged = merge(head, old, coverage) if not head.empty else old
-        meta = info.meta.replace(
-            coverage_start=coverage_start(start, fetched) if start is not None else merged.index[0].tz_convert("UTC"),
-            history_complete=start is None,
-        )
-        self.store.write(query.ticker, query.resolution, merged, meta)
-
-    def _fetch(
-        self, ticker: str, resolution: DataResolution, start: pd.Timestamp | None, end: pd.Timestamp | None
-    ) -> FetchResult:
-        started = time.monotonic()
-        result = self.source.fetch(ticker, resolution, start, end)
-        logger.info(
-            "fetched %s %s from %s: %d bars in %.2f s",
-            ticker,
-            resolution.value,
-            self.source.name,
-            len(result.frame),
-            time.monotonic() - started,
-        )
-        return result

@@ -6,7 +6,7 @@ Layout under the data directory::
     <root>/.locks/<resolution>/<TICKER>.lock   cross-process lock files
     <root>/.quarantine/                      corrupt files set aside, never served
 
-Each file carries the dataset's bookkeeping (:class:`DatasetMeta`) as JSON in the
+Each file carries the dataset's bookkeeping (:class:`~dataprovider.engine.datasets.DatasetMeta`) as JSON in the
 Parquet schema metadata, so a dataset is always one self-consistent file. Writes go
 to a temporary file in the same directory, are fsynced and then renamed over the
 old file, so readers see either the old or the new dataset, never a torn one.
@@ -17,19 +17,20 @@ Recently read datasets stay in memory as Arrow tables (:mod:`dataprovider.engine
 bounded, least recently used evicted first), checked against the file on every
 use; a dataset too large for the budget is read window by window, with the time
 filter pushed into the Parquet read.
+
+The module is longer than most (about 470 lines): reads, atomic writes, locking
+and quarantine all follow from one file layout and are kept beside it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import os
 import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import filelock
@@ -39,18 +40,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataprovider.bars import Bars
+from dataprovider.engine.datasets import DatasetInfo, DatasetMeta
+from dataprovider.engine.locks import KeyLock
 from dataprovider.engine.memory_cache import FileSignature, MemoryCache
 from dataprovider.enums import DataResolution
 from dataprovider.errors import CacheCorruptError, ServerBusyError, StorageFullError
 from dataprovider.frames import OHLCV_COLUMNS
 from dataprovider.instruments import validate_ticker
 
-__all__ = ["DatasetInfo", "DatasetMeta", "ParquetStore"]
+__all__ = ["ParquetStore"]
 
 logger = logging.getLogger(__name__)
 
 _META_KEY = b"dataprovider"
-_META_VERSION = 1
 _TEMP_SUFFIX = ".tmp"
 #: Rows per Parquet row group: small enough that a time filter skips most of a
 #: large file, large enough that whole-file reads stay fast.
@@ -59,102 +61,6 @@ ROW_GROUP_SIZE = 64_000
 DEFAULT_MEMORY_CACHE_BYTES = 512 * 2**20
 #: How many (ticker, resolution) spellings have their file remembered (see ParquetStore._located).
 _MAX_LOCATED = 100_000
-
-
-@dataclass(frozen=True)
-class DatasetMeta:
-    """Bookkeeping stored inside each cache file.
-
-    Attributes
-    ----------
-    timezone : str
-        Exchange timezone of the bars.
-    source : str
-        Where the bars came from ('yahoo', 'sample', 'import', ...).
-    last_fetched : pandas.Timestamp or None
-        When the source was last asked for this dataset (UTC).
-    coverage_start : pandas.Timestamp or None
-        The cache holds every bar the source has from this instant on (UTC).
-    history_complete : bool
-        The source has nothing older than the first cached bar.
-    forming_from : pandas.Timestamp or None
-        Start of the first bar that was still forming when fetched (UTC); it and
-        later bars are refreshed on the next update, never treated as final.
-    """
-
-    timezone: str
-    source: str
-    last_fetched: pd.Timestamp | None = None
-    coverage_start: pd.Timestamp | None = None
-    history_complete: bool = False
-    forming_from: pd.Timestamp | None = None
-
-    def replace(self, **changes) -> DatasetMeta:
-        """A copy with ``changes`` applied."""
-        return dataclasses.replace(self, **changes)
-
-    def to_json(self, first: pd.Timestamp | None, last: pd.Timestamp | None) -> bytes:
-        """Serialise, with the frame's first and last bar times."""
-        doc = {
-            "version": _META_VERSION,
-            "timezone": self.timezone,
-            "source": self.source,
-            "last_fetched": _iso(self.last_fetched),
-            "coverage_start": _iso(self.coverage_start),
-            "history_complete": self.history_complete,
-            "forming_from": _iso(self.forming_from),
-            "first": _iso(first),
-            "last": _iso(last),
-        }
-        return json.dumps(doc).encode()
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What the cache knows about one dataset, read from the file footer alone."""
-
-    ticker: str
-    resolution: DataResolution
-    path: Path
-    rows: int
-    first: pd.Timestamp | None
-    last: pd.Timestamp | None
-    meta: DatasetMeta
-
-
-def _iso(ts: pd.Timestamp | None) -> str | None:
-    return None if ts is None else pd.Timestamp(ts).tz_convert("UTC").isoformat()
-
-
-def _ts(value: str | None) -> pd.Timestamp | None:
-    return None if value is None else pd.Timestamp(value).tz_convert("UTC")
-
-
-class _KeyLock:
-    """An in-process re-entrant lock joined to a cross-process file lock."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._thread_lock = threading.RLock()
-        self._file_lock = filelock.FileLock(path, thread_local=False)
-
-    @contextlib.contextmanager
-    def hold(self, timeout: float) -> Iterator[None]:
-        if not self._thread_lock.acquire(timeout=timeout):
-            raise filelock.Timeout(str(self._file_lock.lock_file))
-        try:
-            with self._file_lock.acquire(timeout=timeout):
-                yield
-        finally:
-            self._thread_lock.release()
-
-    def try_file_lock(self) -> bool:
-        """Take and release the file lock if nobody holds it; True if that worked."""
-        try:
-            with self._file_lock.acquire(timeout=0):
-                return True
-        except filelock.Timeout:
-            return False
 
 
 class ParquetStore:
@@ -205,7 +111,7 @@ class ParquetStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.lock_timeout = lock_timeout
         self.memory = cache if cache is not None else MemoryCache(memory_cache_bytes)
-        self._locks: dict[tuple[str, DataResolution], _KeyLock] = {}
+        self._locks: dict[tuple[str, DataResolution], KeyLock] = {}
         self._locks_guard = threading.Lock()
         self._located_files: dict[tuple[str, str], tuple[Path, tuple[str, str], DataResolution]] = {}
         self._writes_changed = threading.Condition()
@@ -239,12 +145,12 @@ class ParquetStore:
             self._located_files[asked] = found
         return found
 
-    def _key_lock(self, ticker: str, resolution: DataResolution) -> _KeyLock:
+    def _key_lock(self, ticker: str, resolution: DataResolution) -> KeyLock:
         key = (ticker, resolution)
         with self._locks_guard:
             lock = self._locks.get(key)
             if lock is None:
-                lock = _KeyLock(self.root / ".locks" / resolution.value / f"{ticker}.lock")
+                lock = KeyLock(self.root / ".locks" / resolution.value / f"{ticker}.lock")
                 self._locks[key] = lock
             return lock
 
@@ -302,16 +208,8 @@ class ParquetStore:
             return None
         except (OSError, pa.ArrowException, KeyError, TypeError, ValueError) as exc:
             raise self._quarantine(path, exc) from exc
-        meta = DatasetMeta(
-            timezone=doc["timezone"],
-            source=doc["source"],
-            last_fetched=_ts(doc["last_fetched"]),
-            coverage_start=_ts(doc["coverage_start"]),
-            history_complete=bool(doc["history_complete"]),
-            forming_from=_ts(doc["forming_from"]),
-        )
+        meta, first, last = DatasetMeta.from_json(doc)
         tz = meta.timezone
-        first, last = _ts(doc["first"]), _ts(doc["last"])
         info = DatasetInfo(
             ticker=validate_ticker(ticker),
             resolution=DataResolution.parse(resolution),
@@ -323,6 +221,26 @@ class ParquetStore:
         )
         self.memory.keep_info(key, signature, info)
         return info
+
+    def info_if_readable(self, ticker: str, resolution: DataResolution) -> DatasetInfo | None:
+        """:meth:`info`, with a damaged file (set aside by now) counted as not cached."""
+        try:
+            return self.info(ticker, resolution)
+        except CacheCorruptError:
+            return None
+
+    def bars_of(self, info: DatasetInfo, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> Bars:
+        """:meth:`bars` of a dataset ``info`` says exists.
+
+        Raises
+        ------
+        CacheCorruptError
+            If its file was set aside or removed since ``info`` was read: ask again.
+        """
+        bars = self.bars(info.ticker, info.resolution, start, end)
+        if bars is None:
+            raise CacheCorruptError(f"{info.ticker} {info.resolution.value} vanished while being read; ask again")
+        return bars
 
     def bars(
         self,

@@ -2,7 +2,8 @@
 
 * :mod:`~dataprovider.protocol.events`: event names, payload fields, formats and limits;
 * :mod:`~dataprovider.protocol.query`: :class:`BarsQuery`, what a request for bars asks for;
-* :mod:`~dataprovider.protocol.requests`: payloads validated into typed requests (and the client's payloads);
+* :mod:`~dataprovider.protocol.requests`: payloads validated into typed requests;
+* :mod:`~dataprovider.protocol.payloads`: the payloads the Python client sends;
 * :mod:`~dataprovider.protocol.codecs`: frames as Arrow IPC chunks or JSON, and back;
 * :mod:`~dataprovider.protocol.replies`: the payloads the server sends.
 
@@ -62,6 +63,9 @@ from dataprovider.protocol.events import (
     UNSUBSCRIBE_FIELDS,
     UNSUBSCRIBED,
 )
+from dataprovider.protocol.payloads import (
+    query_payload,
+)
 from dataprovider.protocol.query import (
     TIME_BOUND_PATTERN,
     BarsQuery,
@@ -93,7 +97,6 @@ from dataprovider.protocol.requests import (
     parse_data_request,
     parse_subscribe_request,
     parse_unsubscribe_request,
-    query_payload,
     read_json_int,
     request_id_of,
     subscription_id,

@@ -13,7 +13,8 @@ import threading
 import pytest
 
 from dataprovider import DataProviderLocal
-from dataprovider.engine.store import DatasetMeta, ParquetStore
+from dataprovider.engine.datasets import DatasetMeta
+from dataprovider.engine.store import ParquetStore
 from dataprovider.errors import ServerBusyError
 from dataprovider.sources.sample import load_sample, sample_entries
 from tests.support.frames import assert_same_frame

@@ -98,7 +98,7 @@ def test_a_million_row_frame_arrives_whole_in_chunks(live_server):
     index = pd.date_range("2020-01-01", periods=1_000_000, freq="min", tz="UTC", name="Datetime")
     frame = pd.DataFrame({"Open": 1.0, "High": 2.0, "Low": 0.5, "Close": range(len(index)), "Volume": 7}, index=index)
     frame["Close"] = frame["Close"].astype("float64")
-    from dataprovider.engine.store import DatasetMeta
+    from dataprovider.engine.datasets import DatasetMeta
     from dataprovider.frames import normalize_frame
 
     frame = normalize_frame(frame, DataResolution.MINUTE_01, "UTC")
@@ -303,7 +303,7 @@ def test_batch_entries_that_are_not_strings_keep_their_own_key(raw):
 
 def test_a_batch_of_hundreds_of_binary_frames_arrives_whole(live_server):
     """Hundreds of attachments in one reply: each frame must land with its own ticker."""
-    from dataprovider.engine.store import DatasetMeta
+    from dataprovider.engine.datasets import DatasetMeta
     from dataprovider.frames import normalize_frame
 
     server = live_server(samples=False)

@@ -13,7 +13,7 @@ of one write, so a test must not write through another store at the same time.
 Examples
 --------
 >>> import errno, tempfile
->>> from dataprovider.engine.store import DatasetMeta
+>>> from dataprovider.engine.datasets import DatasetMeta
 >>> from dataprovider.enums import DataResolution
 >>> from dataprovider.sources.sample import load_sample, sample_entries
 >>> spy = next(e for e in sample_entries() if e.ticker == "SPY" and e.resolution is DataResolution.DAY_01)

@@ -6,7 +6,7 @@ import datetime as dt
 
 from dataprovider.client.batches import ProgressOrderer
 from dataprovider.enums import DataPeriod, DataResolution
-from dataprovider.protocol.requests import query_payload
+from dataprovider.protocol.payloads import query_payload
 
 
 def progress(ticker: str, index: int, total: int = 4) -> dict:

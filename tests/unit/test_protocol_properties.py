@@ -23,8 +23,8 @@ from dataprovider import protocol
 from dataprovider.enums import DataPeriod, DataResolution
 from dataprovider.errors import ERROR_CLASSES, InvalidRequestError, describe_value
 from dataprovider.instruments import MAX_TICKER_LENGTH, TICKER_PATTERN, validate_ticker
+from dataprovider.protocol.payloads import query_payload
 from dataprovider.protocol.query import TIME_BOUND_PATTERN, TimeBound
-from dataprovider.protocol.requests import query_payload
 from server.http import params
 
 # Longest error message validation may write, whatever it is sent.

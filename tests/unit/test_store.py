@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dataprovider.engine.datasets import DatasetMeta
 from dataprovider.engine.memory_cache import MemoryCache
-from dataprovider.engine.store import ROW_GROUP_SIZE, DatasetMeta, ParquetStore
+from dataprovider.engine.store import ROW_GROUP_SIZE, ParquetStore
 from dataprovider.enums import DataResolution
 from dataprovider.errors import CacheCorruptError, InvalidRequestError, ServerBusyError
 from dataprovider.frames import normalize_frame
@@ -121,7 +122,8 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
         from tests.unit.test_store import minute_bars
-        from dataprovider.engine.store import ParquetStore, DatasetMeta
+        from dataprovider.engine.datasets import DatasetMeta
+        from dataprovider.engine.store import ParquetStore
         from dataprovider.enums import DataResolution
         from dataprovider.errors import StorageFullError
         store = ParquetStore({str(tmp_path)!r})
