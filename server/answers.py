@@ -41,7 +41,7 @@ def status_reporter(request_id: str, send: StatusPayloadCallback) -> StatusCallb
     """The service's status callback for one request, sending ``data_status`` payloads through ``send``."""
 
     def status(state: str, detail: dict[str, Any]) -> None:
-        send({"request_id": request_id, "status": state, **detail})
+        send(protocol.status_reply(request_id, state, detail))
 
     return status
 

@@ -57,6 +57,11 @@ def error_reply(request_id: str | None, error: DataProviderError) -> dict[str, A
     return {"request_id": request_id, **error.to_payload()}
 
 
+def status_reply(request_id: str, status: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """The payload of a ``data_status`` event: what the engine is doing for a request ('downloading', ...)."""
+    return {"request_id": request_id, "status": status, **detail}
+
+
 def data_reply(request_id: str, summary: dict[str, Any], bars: Bars, fmt: str) -> dict[str, Any]:
     """The payload of a ``data_response``: the result's summary plus the encoded bars."""
     return {"request_id": request_id, **summary, "data": encode_bars(bars, fmt)}

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from dataprovider import DataProviderLocal
-from dataprovider.engine.service import DataService
+from tests.support import services
 from tests.support.replay_server import logged_requests
 from tests.support.waiting import wait_until
 
@@ -28,15 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 STALLED = 120.0
 
 
-class CountingService(DataService):
+class CountingService(services.CountingService):
     """Takes a moment per ticker and counts the tickers it started."""
 
     started: list[str] = []
-
-    def get_bars(self, query, on_status=None):
-        CountingService.started.append(query.ticker)
-        time.sleep(0.02)
-        return super().get_bars(query, on_status)
 
 
 def settled(count, interval: float = 0.3) -> int:

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from dataprovider.engine.service import DataService
+from tests.support.services import CountingService
 
 
 class BarrierService(DataService):
@@ -28,15 +29,11 @@ class BarrierService(DataService):
         return super().get_bars(query, on_status)
 
 
-class SlowService(DataService):
+class SlowService(CountingService):
     """Takes a moment per ticker and counts the tickers it started."""
 
     started: list[str] = []
-
-    def get_bars(self, query, on_status=None):
-        SlowService.started.append(query.ticker)
-        time.sleep(0.05)
-        return super().get_bars(query, on_status)
+    delay = 0.05
 
 
 SAMPLE_TICKERS = ["SPY", "AAPL", "GOOG", "INTC", "BTC-USD", "ETH-USD", "SOL-USD", "EWG", "CALM", "^GSPC"]
