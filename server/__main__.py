@@ -20,7 +20,10 @@ import sys
 import threading
 from pathlib import Path
 
+import pandas as pd
+
 from dataprovider import __version__
+from dataprovider.engine.refresh import RefreshPolicy
 from dataprovider.engine.store import ParquetStore
 from dataprovider.enums import DataResolution
 from dataprovider.errors import DataProviderError
@@ -111,6 +114,18 @@ def _serve_options() -> argparse.ArgumentParser:
     )
     serve.add_argument("--memory-cache-mb", type=int, default=512, help="memory for hot datasets (default 512)")
     serve.add_argument("--workers", type=int, default=8, help="threads for downloads and batches (default 8)")
+    policy = RefreshPolicy()
+    for flag, default, kind in (
+        ("--min-refresh-intraday", policy.min_interval_intraday, "an intraday"),
+        ("--min-refresh-daily", policy.min_interval_daily, "a daily or coarser"),
+    ):
+        serve.add_argument(
+            flag,
+            type=_positive(float),
+            default=default.total_seconds(),
+            metavar="SECONDS",
+            help=f"least time before {kind} dataset is asked of the source again (default {default.total_seconds():g})",
+        )
     serve.add_argument("--token", help="require this token from every client (default: $DATAPROVIDER_TOKEN)")
     serve.add_argument(
         "--insecure-no-auth", action="store_true", help="allow a non-loopback --host without a token (not advised)"
@@ -191,9 +206,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def serve(args: argparse.Namespace) -> int:
-    """Run the server until SIGINT/SIGTERM; returns the exit status."""
-    settings = Settings(
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The settings ``serve``'s options (and the environment) say.
+
+    Examples
+    --------
+    >>> settings = settings_from(parse_args(["--min-refresh-daily", "30"]))
+    >>> settings.refresh.min_interval_daily, settings.refresh.min_interval_intraday
+    (Timedelta('0 days 00:00:30'), Timedelta('0 days 00:01:00'))
+    """
+    return Settings(
         host=args.host,
         port=args.port,
         data_dir=default_data_dir(args.data_dir),
@@ -208,8 +230,17 @@ def serve(args: argparse.Namespace) -> int:
         allowed_origins=tuple(args.allow_origin or _split(os.environ.get("DATAPROVIDER_ALLOWED_ORIGINS", ""))),
         limits=_limits(args),
         replay=args.replay,
+        refresh=RefreshPolicy(
+            min_interval_intraday=pd.Timedelta(seconds=args.min_refresh_intraday),
+            min_interval_daily=pd.Timedelta(seconds=args.min_refresh_daily),
+        ),
         source=args.source or DEFAULT_SOURCE,
     )
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the server until SIGINT/SIGTERM; returns the exit status."""
+    settings = settings_from(args)
     configure_logging(settings.log_level, settings.log_file)
     try:
         settings.check_exposure()

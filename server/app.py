@@ -65,7 +65,7 @@ def build_service(settings: Settings, source: Source | None = None) -> DataServi
     store.sweep_temp_files()
     if source is None and not settings.offline and settings.replay is None:
         source = load_source(settings.source, cache_dir=store.root / ".yfinance")
-    service = DataService(store, source)
+    service = DataService(store, source, policy=settings.refresh)
     if settings.load_samples:
         loaded = seed(store, sample_datasets(), source="sample")
         if loaded:

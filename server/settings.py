@@ -8,6 +8,7 @@ from pathlib import Path
 
 import platformdirs
 
+from dataprovider.engine.refresh import RefreshPolicy
 from dataprovider.protocol.events import DEFAULT_HOST, DEFAULT_PORT
 from server.auth import is_loopback
 from server.socket.limits import Limits
@@ -67,6 +68,9 @@ class Settings:
     replay : float or None
         Live subscriptions replay the cached history at this many bars a second
         (and the source is never contacted); None: they poll the source.
+    refresh : RefreshPolicy
+        How soon a dataset may be asked of the source again (intraday and daily
+        minimum intervals, :class:`~dataprovider.engine.refresh.RefreshPolicy`).
     source : str
         Where missing bars come from: 'yahoo', the name of an installed source or
         MODULE:FACTORY (see :mod:`server.source_loading`); not loaded when
@@ -87,6 +91,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     limits: Limits = Limits()
     replay: float | None = None
+    refresh: RefreshPolicy = RefreshPolicy()
     source: str = DEFAULT_SOURCE
 
     def check_exposure(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import os
 import re
 import shutil
@@ -17,6 +18,9 @@ import pytest
 from dataprovider import DataProviderLocal
 from dataprovider.notebook.launcher import free_port, start_server
 from dataprovider.sources.sample import sample_entries
+from server import __main__ as cli
+from server.__main__ import parse_args, settings_from
+from server.app import build_service
 
 ROOT = Path(__file__).resolve().parents[2]
 RAW = ROOT / "data" / "sample-sources"
@@ -159,3 +163,29 @@ def test_help_lists_the_serve_options_and_the_commands():
 def test_each_command_has_its_own_help(command, flag):
     text = help_of(command, "--help")
     assert text.startswith(f"usage: python -m server {command} ") and f"  {flag} " in text
+
+
+def test_the_command_lines_examples_run():
+    assert doctest.testmod(cli, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_refresh_intervals_are_flags_that_reach_the_service(tmp_path):
+    args = ["--offline", "--no-samples", "--data-dir", str(tmp_path), "--min-refresh-intraday", "5"]
+    service = build_service(settings_from(parse_args([*args, "--min-refresh-daily", "0.5"])))
+    try:
+        assert service.policy.min_interval_intraday == pd.Timedelta(seconds=5)
+        assert service.policy.min_interval_daily == pd.Timedelta(milliseconds=500)
+    finally:
+        service.close()
+    defaults = settings_from(parse_args([])).refresh
+    assert (defaults.min_interval_intraday, defaults.min_interval_daily) == (
+        pd.Timedelta(minutes=1),
+        pd.Timedelta(minutes=5),
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+def test_a_refresh_interval_must_be_a_positive_number(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--min-refresh-daily", value])
+    assert exit_info.value.code == 2 and "--min-refresh-daily" in capsys.readouterr().err
