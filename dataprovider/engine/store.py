@@ -194,7 +194,7 @@ class ParquetStore:
         CacheCorruptError
             If the file is unreadable; it is moved to the quarantine first.
         """
-        path, key, _ = self._located(ticker, resolution)
+        path, key, resolution = self._located(ticker, resolution)
         try:
             cached = self.memory.info(key, self.memory.signature(key, path))
             if cached is not None:
@@ -211,8 +211,8 @@ class ParquetStore:
         meta, first, last = DatasetMeta.from_json(doc)
         tz = meta.timezone
         info = DatasetInfo(
-            ticker=validate_ticker(ticker),
-            resolution=DataResolution.parse(resolution),
+            ticker=path.stem,  # the validated ticker the path was built from
+            resolution=resolution,
             path=path,
             rows=parquet_meta.num_rows,
             first=None if first is None else first.tz_convert(tz),
