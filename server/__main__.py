@@ -281,6 +281,7 @@ def serve(args: argparse.Namespace) -> int:
     _end_after_grace(server_app.service.store)
     handle.stop()
     server_app.close()
+    server_app.wait_for_workers()  # so that no worker is mid-write while the interpreter ends
     return 0
 
 

@@ -48,6 +48,17 @@ class ServerApp:
         self.workers.shutdown(wait=False, cancel_futures=True)
         self.service.close()
 
+    def wait_for_workers(self) -> None:
+        """After :meth:`close`, wait until the work already running on the worker threads has ended.
+
+        The process must not start tearing the interpreter down while a worker is
+        still inside a download or a write: native code running then can abort the
+        process. (``python -m server`` ends the process itself if this takes longer
+        than its shutdown grace period.)
+        """
+        self.workers.shutdown(wait=True)
+        self.service.close(wait=True)
+
 
 def build_service(settings: Settings, source: Source | None = None) -> DataService:
     """The service for ``settings``: the cache in ``data_dir``, topped up from ``source`` unless offline or replaying.

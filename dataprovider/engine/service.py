@@ -143,9 +143,9 @@ class DataService:
         self.downloads = None if source is None else Downloads(store, source, self.policy, self.clock)
         self._executor = ThreadPoolExecutor(max_workers=batch_workers, thread_name_prefix="batch")
 
-    def close(self) -> None:
-        """Stop the batch workers (pending work is abandoned)."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+    def close(self, *, wait: bool = False) -> None:
+        """Stop the batch workers: pending work is abandoned; with ``wait``, return once running work has ended."""
+        self._executor.shutdown(wait=wait, cancel_futures=True)
 
     # ------------------------------------------------------------ queries
     def get_bars(self, query: BarsQuery, on_status: StatusCallback | None = None) -> BarsResult:
