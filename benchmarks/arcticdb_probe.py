@@ -1,7 +1,8 @@
 """ArcticDB (LMDB) baseline, run in its own environment (ArcticDB needs pandas < 3).
 
-``python arcticdb_probe.py DATA_DIR LMDB_DIR REPEATS``: loads the daily Parquet
-files of the batch's tickers (DATA_DIR/1d/T*.parquet) into an LMDB library, then
+``python arcticdb_probe.py FILES_DIR LMDB_DIR REPEATS``: loads the daily Parquet
+files of the batch's tickers (FILES_DIR/1d/T*.parquet, the same bars as the cache's
+datasets, written by run.py) into an LMDB library, then
 times ``read_batch`` of all of them and prints JSON ``{"read_batch": [seconds, ...], "symbols": n}``.
 """
 
@@ -16,10 +17,10 @@ import arcticdb
 import pandas as pd
 
 
-def main(data_dir: str, lmdb_dir: str, repeats: int) -> None:
+def main(files_dir: str, lmdb_dir: str, repeats: int) -> None:
     """Load, time, print."""
     library = arcticdb.Arctic(f"lmdb://{lmdb_dir}").get_library("bench", create_if_missing=True)
-    files = sorted(Path(data_dir, "1d").glob("T*.parquet"))
+    files = sorted(Path(files_dir, "1d").glob("T*.parquet"))
     symbols = [f.stem for f in files]
     library.write_batch([arcticdb.WritePayload(s, pd.read_parquet(f)) for s, f in zip(symbols, files, strict=True)])
     timings = []

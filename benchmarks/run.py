@@ -4,17 +4,19 @@
 
 Starts the dataprovider server (``python -m server``, its own process, as users
 run it) and a bare Flask-SocketIO echo server on free loopback ports, over a
-temporary cache of generated data and the bundled sample's SPY daily bars, then
+temporary cache of generated data and the bundled sample's SPY daily bars (and,
+for the ``pd.read_parquet`` baselines, one Parquet file of the same bars for each
+dataset read directly, written the way the cache writes its data files), then
 measures each goal of the performance work and prints a table of medians and
 ratios (and writes them as JSON):
 
 1. small request: the request users make, ``get_data_socket('SPY', '1d', '1y',
    local_only=True)`` on an open connection (252 rows out of the bundled sample's
    2,519), p50/p99, against the bare Socket.IO round trip (echo), the same request
-   over REST, and ``pd.read_parquet`` of the dataset's file;
+   over REST, and ``pd.read_parquet`` of a file of the dataset's bars;
 2. one-shot call: connect + request + disconnect (``get_data_socket``'s default);
-3. large frame: 525,600 one-minute rows against ``pd.read_parquet`` of the same
-   cache file in this process (the frames must be equal);
+3. large frame: 525,600 one-minute rows against ``pd.read_parquet`` of a file of
+   the same bars in this process (the frames must be equal);
 4. batch: 500 tickers x 252 daily rows with progress reporting, against ArcticDB
    ``read_batch`` of the same data (when an ArcticDB interpreter is given: it
    needs pandas < 3, so it runs in its own environment), 500 ``pd.read_parquet``
@@ -56,7 +58,7 @@ import socketio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import datasets  # noqa: E402
+from benchmarks import datasets, storage  # noqa: E402
 from dataprovider import DataProviderLocal  # noqa: E402
 from dataprovider.enums import DataResolution  # noqa: E402
 from dataprovider.notebook.launcher import free_port, start_process, start_server, stop  # noqa: E402
@@ -163,7 +165,7 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
 
 
 # ------------------------------------------------------------ measurements
-def small_requests(url: str, echo_url: str, data_dir: Path, sizes: Sizes) -> list[Row]:
+def small_requests(url: str, echo_url: str, files: Path, sizes: Sizes) -> list[Row]:
     provider = DataProviderLocal(url)
     provider.connect()
     ask = lambda: provider.get_data_socket(*SMALL, local_only=True, auto_disconnect=False)  # noqa: E731
@@ -175,7 +177,7 @@ def small_requests(url: str, echo_url: str, data_dir: Path, sizes: Sizes) -> lis
     echo.disconnect()
     provider.disconnect()
     rest = samples(lambda: DataProviderLocal(url).get_data(*SMALL, local_only=True), 100, warmup=5)
-    path = data_dir / "1d" / "SPY.parquet"
+    path = files / "1d" / "SPY.parquet"
     parquet = samples(lambda: pd.read_parquet(path), 100, warmup=5)
     p50, p99 = ms(ours), ms(ours, 99)
     return [
@@ -205,10 +207,10 @@ def one_shot(url: str, sizes: Sizes) -> list[Row]:
     ]
 
 
-def large_frame(url: str, data_dir: Path, sizes: Sizes) -> list[Row]:
+def large_frame(url: str, files: Path, sizes: Sizes) -> list[Row]:
     provider = DataProviderLocal(url, timeout=120)
     provider.connect()
-    path = data_dir / "1m" / "LARGE.parquet"
+    path = files / "1m" / "LARGE.parquet"
     ours, theirs = [], []
     for _ in range(sizes.large_repeats):  # interleaved, so both see the same machine state
         started = time.perf_counter()
@@ -233,7 +235,7 @@ def large_frame(url: str, data_dir: Path, sizes: Sizes) -> list[Row]:
     ]
 
 
-def batch(url: str, data_dir: Path, sizes: Sizes, arcticdb_python: str | None) -> list[Row]:
+def batch(url: str, files: Path, sizes: Sizes, arcticdb_python: str | None) -> list[Row]:
     tickers = [f"T{i:04d}" for i in range(sizes.batch_tickers)]
     provider = DataProviderLocal(url, timeout=120)
     provider.connect()
@@ -255,8 +257,8 @@ def batch(url: str, data_dir: Path, sizes: Sizes, arcticdb_python: str | None) -
     ours = samples(ask, sizes.batch_repeats)
     provider.disconnect()
     assert len(seen) == len(tickers) * (sizes.batch_repeats + 1)
-    files = [data_dir / "1d" / f"{t}.parquet" for t in tickers]
-    parquet = samples(lambda: [pd.read_parquet(f) for f in files], sizes.batch_repeats)
+    paths = [files / "1d" / f"{t}.parquet" for t in tickers]
+    parquet = samples(lambda: [pd.read_parquet(f) for f in paths], sizes.batch_repeats)
     rest_client = DataProviderLocal(url)
     rest = samples(lambda: [rest_client.get_data(t, "1d", "max", local_only=True) for t in tickers], 1, warmup=0)
     rows = [
@@ -270,7 +272,7 @@ def batch(url: str, data_dir: Path, sizes: Sizes, arcticdb_python: str | None) -
                 [
                     arcticdb_python,
                     str(ROOT / "benchmarks" / "arcticdb_probe.py"),
-                    str(data_dir),
+                    str(files),
                     lmdb,
                     str(sizes.batch_repeats),
                 ],
@@ -419,12 +421,18 @@ def live_fanout(url: str, sizes: Sizes) -> list[Row]:
 
 
 # ------------------------------------------------------------------ report
-def build_data(root: Path, sizes: Sizes) -> None:
+def build_data(root: Path, files: Path, sizes: Sizes) -> None:
+    """The cache under ``root``; under ``files``, ``<resolution>/<TICKER>.parquet`` of each dataset read directly."""
     d1, m1 = DataResolution.DAY_01, DataResolution.MINUTE_01
-    datasets.write(root, "SPY", d1, datasets.sample("SPY", d1))
+
+    def cached_and_as_file(ticker: str, resolution: DataResolution, frame: pd.DataFrame) -> None:
+        datasets.write(root, ticker, resolution, frame)
+        datasets.write_file(files / resolution.value / f"{ticker}.parquet", frame)
+
+    cached_and_as_file("SPY", d1, datasets.sample("SPY", d1))
     for i in range(sizes.batch_tickers):
-        datasets.write(root, f"T{i:04d}", d1, datasets.daily(252, seed=i))
-    datasets.write(root, "LARGE", m1, datasets.minutes_24x7(sizes.large_rows))
+        cached_and_as_file(f"T{i:04d}", d1, datasets.daily(252, seed=i))
+    cached_and_as_file("LARGE", m1, datasets.minutes_24x7(sizes.large_rows))
     decade = datasets.equity_minutes(sizes.slice_years)
     datasets.write(root, "DECADE", m1, decade)
     datasets.write(root, "MONTH", m1, decade.loc["2024-06-01":"2024-06-30"])
@@ -459,8 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="dataprovider-bench-"))
     processes = []
     try:
-        data_dir = work / "data"
-        build_data(data_dir, sizes)
+        data_dir, files = work / "data", work / "files"
+        build_data(data_dir, files, sizes)
         port, echo_port = free_port(), free_port()
         url, echo_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{echo_port}"
         arguments = [
@@ -483,13 +491,14 @@ def main(argv: list[str] | None = None) -> int:
             start_process(echo, echo_url + "/socket.io/?EIO=4&transport=polling", work / "echo.log", cwd=ROOT)
         )
         rows = [
-            *small_requests(url, echo_url, data_dir, sizes),
+            *small_requests(url, echo_url, files, sizes),
             *one_shot(url, sizes),
-            *large_frame(url, data_dir, sizes),
-            *batch(url, data_dir, sizes, args.arcticdb_python),
+            *large_frame(url, files, sizes),
+            *batch(url, files, sizes, args.arcticdb_python),
             *slicing(url, sizes),
             *memory(url, server.pid, sizes),
             *live_fanout(f"http://127.0.0.1:{replay_port}", sizes),
+            *(Row(**row) for row in storage.measure(args.quick)),
         ]
     finally:
         for process in processes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -65,6 +65,7 @@ class Bars:
     times: np.ndarray
     timezone: str
     index_name: str
+    _room: _Room | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_table(cls, table: pa.Table) -> Bars:
@@ -78,6 +79,36 @@ class Bars:
     def from_frame(cls, frame: pd.DataFrame) -> Bars:
         """Wrap a canonical DataFrame."""
         return cls.from_table(pa.Table.from_pandas(frame.loc[:, list(OHLCV_COLUMNS)], preserve_index=True))
+
+    def extended(self, newer: Bars) -> Bars:
+        """These bars followed by ``newer`` (all later), as one table.
+
+        Appending to a long run is amortised: the columns are kept in arrays with
+        room to spare (twice the rows when they are copied), the new rows are
+        written into that room, and the result is a slice of the same memory.
+        Bars already handed out keep their rows: only the room past their end is
+        written, and only by the one extension that follows them.
+
+        Examples
+        --------
+        >>> idx = pd.date_range("2024-01-01", periods=5, freq="D", tz="UTC", name="Date")
+        >>> frame = pd.DataFrame({"Open": 1.0, "High": 2.0, "Low": 0.5, "Close": [1.0, 2, 3, 4, 5], "Volume": 10},
+        ...                      index=idx)
+        >>> grown = Bars.from_frame(frame.iloc[:3]).extended(Bars.from_frame(frame.iloc[3:4]))
+        >>> longer = grown.extended(Bars.from_frame(frame.iloc[4:]))  # written into grown's spare room
+        >>> longer.to_frame().equals(frame), grown.to_frame().equals(frame.iloc[:4])
+        (True, True)
+        >>> grown.extended(Bars.from_frame(frame.iloc[4:] * 2)).to_frame()["Close"].tolist()  # the room is taken
+        [1.0, 2.0, 3.0, 4.0, 10.0]
+        >>> longer.to_frame()["Close"].tolist()
+        [1.0, 2.0, 3.0, 4.0, 5.0]
+        """
+        rows, more = len(self), len(newer)
+        room = self._room
+        if room is None or room.filled != rows or rows + more > room.capacity:
+            room = _Room.holding(self, capacity=2 * (rows + more))
+        room.write(rows, newer)
+        return room.bars(rows + more, self)
 
     def __len__(self) -> int:
         return len(self.times)
@@ -137,6 +168,47 @@ class Bars:
     def to_frame(self) -> pd.DataFrame:
         """The bars as a canonical DataFrame."""
         return frame_from_table(self.table)
+
+
+class _Room:
+    """Column arrays with room past the rows in use, which :meth:`Bars.extended` fills in place."""
+
+    def __init__(self, columns: dict[str, np.ndarray], capacity: int) -> None:
+        self.columns = columns  # index column (int64 UTC ns) first, then the others, in table order
+        self.capacity = capacity
+        self.filled = 0
+
+    @classmethod
+    def holding(cls, bars: Bars, *, capacity: int) -> _Room:
+        """A room of ``capacity`` rows with a copy of ``bars`` in it."""
+        schema = bars.table.schema
+        columns = {
+            name: _empty(capacity, np.dtype("int64") if name == bars.index_name else np.dtype(schema.field(name).type.to_pandas_dtype()))
+            for name in schema.names
+        }
+        room = cls(columns, capacity)
+        room.write(0, bars)
+        return room
+
+    def write(self, position: int, bars: Bars) -> None:
+        """Copy ``bars`` into the rows from ``position`` on (the rows past them are free)."""
+        end = position + len(bars)
+        for name, values in self.columns.items():
+            column = bars.table.column(name)
+            values[position:end] = bars.times if name == bars.index_name else column.to_numpy()
+        self.filled = end
+
+    def bars(self, rows: int, like: Bars) -> Bars:
+        """The first ``rows`` rows as Bars with ``like``'s schema, sharing this room's memory."""
+        schema = like.table.schema
+        position = schema.get_field_index(like.index_name)  # the times are held as nanoseconds
+        schema = schema.set(position, pa.field(like.index_name, pa.timestamp("ns", like.timezone)))
+        arrays = [
+            pa.Array.from_buffers(schema.field(name).type, rows, [None, pa.py_buffer(values[:rows])])
+            for name, values in self.columns.items()
+        ]
+        table = pa.Table.from_arrays(arrays, schema=schema)
+        return Bars(table, self.columns[like.index_name][:rows], like.timezone, like.index_name, self)
 
 
 def frame_from_table(table: pa.Table) -> pd.DataFrame:

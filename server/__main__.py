@@ -1,4 +1,4 @@
-"""Command line: ``python -m server`` serves; ``python -m server import FILE ...`` loads a file into the cache.
+"""Command line: ``python -m server`` serves; ``import FILE ...`` loads a file into the cache; ``migrate`` converts one.
 
 Examples
 --------
@@ -7,6 +7,7 @@ Examples
     python -m server --replay 2                        # live subscriptions replay the cache, 2 bars/s
     python -m server --source examples/csv_folder_source.py:make_source   # bars from a folder of CSV files
     python -m server import prices.csv --ticker SPY --resolution 1d
+    python -m server migrate --data-dir ./bars          # a cache of the previous layout to Delta tables
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from pathlib import Path
 import pandas as pd
 
 from dataprovider import __version__
+from dataprovider.engine.migration import migrate
 from dataprovider.engine.refresh import RefreshPolicy
-from dataprovider.engine.store import ParquetStore
+from dataprovider.engine.store import DeltaStore
 from dataprovider.enums import DataResolution
 from dataprovider.errors import DataProviderError
 from dataprovider.instruments import validate_ticker
@@ -151,7 +153,8 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog=PROG,
-        usage=f"{PROG} [serve] [options]\n       {PROG} import FILE --ticker TICKER --resolution RESOLUTION [options]",
+        usage=f"{PROG} [serve] [options]\n       {PROG} import FILE --ticker TICKER --resolution RESOLUTION [options]"
+        f"\n       {PROG} migrate [--data-dir DIR]",
         description="dataprovider server: caches price bars and serves them over REST and Socket.IO. "
         "With no command it serves, with the options below.",
         epilog=f"`{PROG} COMMAND --help` shows the options of one command.",
@@ -177,6 +180,16 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--ticker", required=True)
     load.add_argument("--resolution", required=True, choices=DataResolution.values())
     load.add_argument("--timezone", help="timezone of naive timestamps (default: guessed from the ticker)")
+    commands.add_parser(
+        "migrate",
+        prog=f"{PROG} migrate",
+        parents=[common],
+        help="convert a cache of the previous layout (one Parquet file per dataset) to Delta tables",
+        description="Convert a cache of the previous layout (<resolution>/<TICKER>.parquet) to Delta tables, "
+        "dataset by dataset; a run cut short resumes where it stopped. Each converted file is kept in "
+        "<data dir>/.migrated/ until you delete it; unreadable ones are moved to <data dir>/.quarantine/. "
+        "The server does the same on its first start.",
+    )
     return parser
 
 
@@ -194,7 +207,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     >>> args.command, args.port, args.source
     ('serve', 5002, None)
     """
-    if not argv or argv[0] not in ("serve", "import", "-h", "--help", "--version"):
+    if not argv or argv[0] not in ("serve", "import", "migrate", "-h", "--help", "--version"):
         argv = ["serve", *argv]
     parser = _parser()
     args = parser.parse_args(argv)
@@ -285,7 +298,7 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _end_after_grace(store: ParquetStore) -> None:
+def _end_after_grace(store: DeltaStore) -> None:
     """End the process :data:`SHUTDOWN_GRACE_SECONDS` from now if it has not ended by then.
 
     Once ``serve`` returns, Python waits for the worker threads to finish; a download
@@ -331,10 +344,24 @@ def import_file(args: argparse.Namespace) -> int:
     return 0
 
 
+def migrate_cache(args: argparse.Namespace) -> int:
+    """Convert the data directory's cache of the previous layout, printing a line per dataset; the exit status."""
+    data_dir = default_data_dir(args.data_dir)
+    if not data_dir.is_dir():
+        message = f"error: the data directory {data_dir} does not exist; name the one to convert with --data-dir"
+        print(message, file=sys.stderr)
+        return 2
+    configure_logging(args.log_level)
+    report = migrate(DeltaStore(data_dir), echo=print)
+    print(report.summary())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m server`` and ``dataprovider-server``."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    return import_file(args) if args.command == "import" else serve(args)
+    commands = {"import": import_file, "migrate": migrate_cache}
+    return commands.get(args.command, serve)(args)
 
 
 if __name__ == "__main__":

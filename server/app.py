@@ -12,9 +12,10 @@ from flask_socketio import SocketIO
 
 from dataprovider import protocol
 from dataprovider.engine.feeds import Feed, PollingFeed, ReplayFeed
+from dataprovider.engine.migration import migrate, needs_migration
 from dataprovider.engine.seeding import seed
 from dataprovider.engine.service import DataService
-from dataprovider.engine.store import ParquetStore
+from dataprovider.engine.store import DeltaStore
 from dataprovider.enums import DataResolution
 from dataprovider.errors import UpstreamUnavailableError
 from dataprovider.sources import Source
@@ -64,16 +65,18 @@ def build_service(settings: Settings, source: Source | None = None) -> DataServi
     """The service for ``settings``: the cache in ``data_dir``, topped up from ``source`` unless offline or replaying.
 
     ``source`` defaults to the one ``settings.source`` names (Yahoo Finance unless
-    told otherwise). Stray temporary files are swept and, unless disabled, the
-    bundled sample data is loaded where the cache lacks a dataset.
+    told otherwise). A cache of the previous layout (one Parquet file per dataset)
+    is converted first (:mod:`dataprovider.engine.migration`); then, unless disabled,
+    the bundled sample data is loaded where the cache lacks a dataset.
 
     Raises
     ------
     SourceLoadError
         If ``settings.source`` does not lead to a source (:func:`server.source_loading.load_source`).
     """
-    store = ParquetStore(Path(settings.data_dir), memory_cache_bytes=settings.memory_cache_mb * 2**20)
-    store.sweep_temp_files()
+    store = DeltaStore(Path(settings.data_dir), memory_cache_bytes=settings.memory_cache_mb * 2**20)
+    if needs_migration(store.root):  # before the samples, which would otherwise fill the datasets it converts
+        logger.info("converted the previous cache layout: %s", migrate(store).summary())
     if source is None and not settings.offline and settings.replay is None:
         source = load_source(settings.source, cache_dir=store.root / ".yfinance")
     service = DataService(store, source, policy=settings.refresh)

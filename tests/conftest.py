@@ -16,7 +16,7 @@ from dataprovider import DataProviderLocal
 from dataprovider.engine.refresh import RefreshPolicy
 from dataprovider.engine.seeding import seed
 from dataprovider.engine.service import DataService
-from dataprovider.engine.store import ParquetStore
+from dataprovider.engine.store import DeltaStore
 from dataprovider.sources.ratelimit import RateLimiter
 from dataprovider.sources.sample import sample_datasets
 from dataprovider.sources.yahoo import YahooSource
@@ -80,7 +80,7 @@ def make_yahoo_source(yf_cache_dir, clock) -> Callable[..., YahooSource]:
 def sample_cache(tmp_path_factory) -> Path:
     """A data directory holding the bundled sample data, built once and copied per test."""
     root = tmp_path_factory.mktemp("sample-cache")
-    seed(ParquetStore(root), sample_datasets(), source="sample")
+    seed(DeltaStore(root), sample_datasets(), source="sample")
     return root
 
 
@@ -95,7 +95,7 @@ class LiveServer:
     clients: list[DataProviderLocal] = field(default_factory=list)
 
     @property
-    def store(self) -> ParquetStore:
+    def store(self) -> DeltaStore:
         return self.service.store
 
     def client(self, **kwargs) -> DataProviderLocal:
@@ -108,11 +108,11 @@ class LiveServer:
 @pytest.fixture
 def live_server(tmp_path, sample_cache) -> Iterator[Callable[..., LiveServer]]:
     """``start(source=None, samples=True, clock=None, policy=None, service_class=DataService,
-    store_class=ParquetStore, **settings)``.
+    store_class=DeltaStore, **settings)``.
 
     Serves a fresh data dir; with ``samples`` it starts as a copy of the bundled
     sample data. ``service_class`` and ``store_class`` let a test put a DataService or
-    ParquetStore subclass behind the server; other keywords are server Settings
+    DeltaStore subclass behind the server; other keywords are server Settings
     (token, allowed_origins, ...).
     """
     running: list[LiveServer] = []
@@ -124,7 +124,7 @@ def live_server(tmp_path, sample_cache) -> Iterator[Callable[..., LiveServer]]:
         clock=None,
         policy: RefreshPolicy | None = None,
         service_class: type[DataService] = DataService,
-        store_class: type[ParquetStore] = ParquetStore,
+        store_class: type[DeltaStore] = DeltaStore,
         **settings,
     ) -> LiveServer:
         data_dir = tmp_path / f"data{len(running)}"

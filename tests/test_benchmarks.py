@@ -30,6 +30,9 @@ def test_benchmark_suite_runs_in_quick_mode(tmp_path):
         "5 slicing",
         "6 memory",
         "7 live",
+        "8 append",
+        "9 cold read",
+        "9 cold batch",
     }
     assert report["quick"] is True
     assert all(row["value"] > 0 for row in report["rows"])

@@ -1,9 +1,9 @@
 """What the cache knows about a dataset: its bookkeeping (stored in the file) and its facts.
 
 A dataset is the bars of one (ticker, resolution). :class:`DatasetMeta` travels
-inside the dataset's file, as JSON, so a dataset is always one self-consistent
-file; :class:`DatasetInfo` adds what the file's footer says (rows, first and last
-bar) and is what the store hands out without reading any bars.
+inside each of the dataset's commits, as JSON, so bars and bookkeeping always
+change together; :class:`DatasetInfo` adds the row count and the first and last
+bar the commit records, and is what the store hands out without reading any bars.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ _META_VERSION = 1
 
 @dataclass(frozen=True)
 class DatasetMeta:
-    """Bookkeeping stored inside each cache file.
+    """Bookkeeping stored with each commit of a dataset.
 
     Attributes
     ----------
@@ -85,7 +85,7 @@ class DatasetMeta:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What the cache knows about one dataset, read from the file footer alone."""
+    """What the cache knows about one dataset, from its newest commit alone (``version``: that commit's)."""
 
     ticker: str
     resolution: DataResolution
@@ -94,6 +94,8 @@ class DatasetInfo:
     first: pd.Timestamp | None
     last: pd.Timestamp | None
     meta: DatasetMeta
+    version: int | None = None
+    files: tuple | None = None  # the version's data files (engine.tables.DataFile), None: ask the table
 
 
 def _iso(ts: pd.Timestamp | None) -> str | None:

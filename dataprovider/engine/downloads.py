@@ -3,7 +3,8 @@
 :class:`Downloads` asks the source only for what is missing: the tail from a
 little before the newest final bar (the overlap is compared to catch new split or
 dividend adjustments, which trigger a full re-download so the cache always
-equals a fresh download), and the head when a query reaches further back than
+equals a fresh download; otherwise only the new bars are appended, or the range
+from the first revised bar replaced, in one commit), and the head when a query reaches further back than
 the cache covers. What to ask for and how the answer joins the cache are the
 pure rules of :mod:`dataprovider.engine.refresh`; this module runs them against
 the store and the source.
@@ -26,16 +27,18 @@ from dataprovider.engine.datasets import DatasetInfo, DatasetMeta
 from dataprovider.engine.refresh import (
     RefreshPolicy,
     coverage_start,
+    first_difference,
     forming_from,
     history_gap,
     merge,
     needs_tail_refresh,
     readjusted,
 )
-from dataprovider.engine.store import ParquetStore
+from dataprovider.engine.store import DeltaStore
 from dataprovider.engine.window import lookback_start
 from dataprovider.enums import DataResolution
 from dataprovider.errors import DataNotFoundError, DataProviderError, NoDataError, RangeNotAvailableError
+from dataprovider.frames import empty_frame
 from dataprovider.protocol.query import BarsQuery
 from dataprovider.sources.base import FetchResult, Source
 
@@ -54,7 +57,7 @@ class Downloads:
 
     Parameters
     ----------
-    store : ParquetStore
+    store : DeltaStore
         The cache written to.
     source : Source
         Where the bars come from.
@@ -65,7 +68,7 @@ class Downloads:
     """
 
     def __init__(
-        self, store: ParquetStore, source: Source, policy: RefreshPolicy, clock: Callable[[], pd.Timestamp]
+        self, store: DeltaStore, source: Source, policy: RefreshPolicy, clock: Callable[[], pd.Timestamp]
     ) -> None:
         self.store = store
         self.source = source
@@ -144,45 +147,57 @@ class Downloads:
             )
             return self.store.write(ticker, resolution, fetched.frame, meta)
 
-        old = self.store.bars_of(info).to_frame()
-        final = old if info.meta.forming_from is None else old[old.index < info.meta.forming_from]
-        overlap = self.policy.overlap_bars
-        overlap_from = final.index[-overlap] if len(final) >= overlap else old.index[0]
+        bars = self.store.bars_of(info)
+        final = bars if info.meta.forming_from is None else bars.between(None, info.meta.forming_from)
+        overlap_from = (final if len(final) else bars).tail(max(self.policy.overlap_bars, 1)).first
+        recent = bars.between(overlap_from, None).to_frame()
         fetched = self._fetch(ticker, resolution, overlap_from.tz_convert("UTC"), None)
         if fetched.frame.empty:
             return info
         new = fetched.frame.tz_convert(info.meta.timezone)
-        if readjusted(final, new, fetched.corporate_actions):
+        recent_final = recent if info.meta.forming_from is None else recent[recent.index < info.meta.forming_from]
+        if readjusted(recent_final, new, fetched.corporate_actions):
             logger.info("%s %s: history re-adjusted upstream; downloading it afresh", ticker, resolution.value)
             start = None if info.meta.history_complete else info.meta.coverage_start
             fetched = self._fetch(ticker, resolution, start, None)
-            merged = fetched.frame
-        else:
-            merged = merge(old, new, overlap_from)
-        meta = info.meta.replace(
-            timezone=fetched.timezone,
-            source=self.source.name,
-            last_fetched=now,
-            forming_from=forming_from(merged, resolution, now),
-        )
-        return self.store.write(ticker, resolution, merged.tz_convert(fetched.timezone), meta)
+            meta = info.meta.replace(
+                timezone=fetched.timezone,
+                source=self.source.name,
+                last_fetched=now,
+                forming_from=forming_from(fetched.frame, resolution, now),
+            )
+            return self.store.write(ticker, resolution, fetched.frame, meta)
+        tail = merge(recent, new, overlap_from)
+        meta = info.meta.replace(source=self.source.name, last_fetched=now, forming_from=forming_from(tail, resolution, now))
+        return self._commit_tail(ticker, resolution, recent, tail, meta)
+
+    def _commit_tail(
+        self, ticker: str, resolution: DataResolution, recent: pd.DataFrame, tail: pd.DataFrame, meta: DatasetMeta
+    ) -> DatasetInfo:
+        """Commit what a refresh changed at the end of a dataset: an append of the new bars when the cached
+        ones came back unchanged, else a replacement from the first bar that differs (one commit either way)."""
+        changed_from = first_difference(recent, tail)
+        if changed_from is None:
+            return self.store.append(ticker, resolution, tail.iloc[len(recent) :], meta)
+        return self.store.replace_from(ticker, resolution, changed_from, tail[tail.index >= changed_from], meta)
 
     def _refresh_head(self, query: BarsQuery, info: DatasetInfo, start: pd.Timestamp | None) -> None:
         coverage = info.meta.coverage_start or info.first
-        old = self.store.bars_of(info).to_frame()
         try:
             fetched = self._fetch(query.ticker, query.resolution, start, coverage)
         except RangeNotAvailableError:
             # The source keeps nothing older (intraday limits): the cached bars are all there is.
-            self.store.write(query.ticker, query.resolution, old, info.meta.replace(history_complete=True))
+            nothing = empty_frame(query.resolution, info.meta.timezone)
+            self.store.append(query.ticker, query.resolution, nothing, info.meta.replace(history_complete=True))
             return
         head = fetched.frame.tz_convert(info.meta.timezone)
-        merged = merge(head, old, coverage) if not head.empty else old
+        head = head[head.index < info.first]  # older than the cache: the cached bars stay as they are
+        oldest = head.index[0] if len(head) else info.first
         meta = info.meta.replace(
-            coverage_start=coverage_start(start, fetched) if start is not None else merged.index[0].tz_convert("UTC"),
+            coverage_start=coverage_start(start, fetched) if start is not None else oldest.tz_convert("UTC"),
             history_complete=start is None,
         )
-        self.store.write(query.ticker, query.resolution, merged, meta)
+        self.store.prepend(query.ticker, query.resolution, head, meta)
 
     def _fetch(
         self, ticker: str, resolution: DataResolution, start: pd.Timestamp | None, end: pd.Timestamp | None

@@ -1,44 +1,29 @@
-"""A bounded in-memory cache of recently read datasets, kept in step with their files.
+"""A bounded in-memory cache of recently read datasets, kept in step with their tables.
 
-Entries are keyed by dataset and checked against the file's identity (inode,
-size, modification time), so a new version is never shadowed by an old copy:
-a version written by this process replaces its entry at once, and one written
-by another process sharing the data directory is noticed within
-``recheck_seconds`` (the file is not looked at on every use: in a busy server
-each system call can wait for the GIL). Bars are evicted least recently used first once their total size
-passes the budget; dataset facts (footers) are small and kept for a bounded
-number of datasets.
+Entries are keyed by dataset and tagged with the table version they hold, so a
+new version is never shadowed by an old copy: a commit made by this process
+replaces its entry at once, and one made by another process sharing the data
+directory is noticed within ``recheck_seconds`` (the table's log is not looked at
+on every use: in a busy server each system call can wait for the GIL). Bars are
+evicted least recently used first once their total size passes the budget;
+dataset facts are small and kept for a bounded number of datasets.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from dataprovider.bars import Bars
 
-__all__ = ["FileSignature", "MemoryCache"]
+__all__ = ["MemoryCache"]
 
 V = TypeVar("V")
-
-
-@dataclass(frozen=True)
-class FileSignature:
-    """What identifies one version of a file."""
-
-    inode: int
-    size: int
-    mtime_ns: int
-
-    @classmethod
-    def of(cls, stat: os.stat_result) -> FileSignature:
-        """The signature of a ``stat``/``fstat`` result."""
-        return cls(stat.st_ino, stat.st_size, stat.st_mtime_ns)
+#: What identifies one version of a dataset (the store's table version; None: no table).
+Version = Any
 
 
 class _Lru(Generic[V]):
@@ -47,16 +32,16 @@ class _Lru(Generic[V]):
     def __init__(self, budget: int) -> None:
         self.budget = budget
         self.used = 0
-        self._entries: OrderedDict[Any, tuple[FileSignature, V, int]] = OrderedDict()
+        self._entries: OrderedDict[Any, tuple[Version, V, int]] = OrderedDict()
 
-    def get(self, key: Any, signature: FileSignature) -> V | None:
+    def get(self, key: Any, signature: Version) -> V | None:
         entry = self._entries.get(key)
         if entry is None or entry[0] != signature:
             return None
         self._entries.move_to_end(key)
         return entry[1]
 
-    def put(self, key: Any, signature: FileSignature, value: V, size: int) -> None:
+    def put(self, key: Any, signature: Version, value: V, size: int) -> None:
         self.drop(key)
         self._entries[key] = (signature, value, size)
         self.used += size
@@ -77,12 +62,11 @@ class MemoryCache:
     ----------
     max_bytes : int
         Memory budget for cached bars; 0 disables caching bars. A dataset larger
-        than a quarter of the budget is never cached (it is read window by
-        window instead).
+        than a quarter of the budget is never cached (it is read whole on each use instead).
     max_infos : int
         How many datasets' facts to keep.
     recheck_seconds : float
-        How long a look at a file stays good before the file is looked at again.
+        How long a look at a table's version stays good before its log is looked at again.
     clock : callable
         Monotonic seconds (tests inject one).
     """
@@ -100,28 +84,28 @@ class MemoryCache:
         self._clock = clock
         self._bars: _Lru[Bars] = _Lru(max_bytes)
         self._infos: _Lru[Any] = _Lru(max_infos)
-        self._looks: dict[Any, tuple[FileSignature, float]] = {}
+        self._looks: dict[Any, tuple[Version, float]] = {}
         self._guard = threading.Lock()
 
-    def signature(self, key: Any, path: str | os.PathLike[str]) -> FileSignature:
-        """The file's current signature, from a look taken less than ``recheck_seconds`` ago if any.
-
-        Raises
-        ------
-        FileNotFoundError
-            If the file does not exist.
-        """
+    def signature(self, key: Any, look: Callable[[], Version]) -> Version:
+        """The dataset's current version: from a look taken less than ``recheck_seconds`` ago, else ``look()``."""
         now = self._clock()
         with self._guard:
-            look = self._looks.get(key)
-        if look is not None and now - look[1] < self.recheck_seconds:
-            return look[0]
-        signature = FileSignature.of(os.stat(path))
-        self.remember_look(key, signature)
-        return signature
+            seen = self._looks.get(key)
+        if seen is not None and now - seen[1] < self.recheck_seconds:
+            return seen[0]
+        version = look()
+        self.remember_look(key, version)
+        return version
 
-    def remember_look(self, key: Any, signature: FileSignature) -> None:
-        """Remember that the file of ``key`` was just seen with ``signature``."""
+    def last_seen(self, key: Any) -> Version:
+        """The version the last look at ``key`` found (None: never looked, or no table)."""
+        with self._guard:
+            seen = self._looks.get(key)
+        return None if seen is None else seen[0]
+
+    def remember_look(self, key: Any, signature: Version) -> None:
+        """Remember that ``key`` was just seen at version ``signature``."""
         with self._guard:
             if len(self._looks) >= self._infos.budget:
                 self._looks.clear()
@@ -136,28 +120,28 @@ class MemoryCache:
         """Whether a dataset of ``decoded_bytes`` (in memory) is cached: at most a quarter of the budget."""
         return 0 < 4 * decoded_bytes <= self.max_bytes
 
-    def bars(self, key: Any, signature: FileSignature) -> Bars | None:
-        """The cached bars of ``key`` if they are of this file version."""
+    def bars(self, key: Any, signature: Version) -> Bars | None:
+        """The cached bars of ``key`` if they are of this version."""
         with self._guard:
             return self._bars.get(key, signature)
 
-    def keep_bars(self, key: Any, signature: FileSignature, bars: Bars) -> None:
-        """Remember ``bars`` as the content of this file version."""
+    def keep_bars(self, key: Any, signature: Version, bars: Bars) -> None:
+        """Remember ``bars`` as the content of this version."""
         with self._guard:
             self._bars.put(key, signature, bars, bars.table.nbytes)
 
-    def info(self, key: Any, signature: FileSignature) -> Any | None:
-        """The cached facts of ``key`` if they are of this file version."""
+    def info(self, key: Any, signature: Version) -> Any | None:
+        """The cached facts of ``key`` if they are of this version."""
         with self._guard:
             return self._infos.get(key, signature)
 
-    def keep_info(self, key: Any, signature: FileSignature, info: Any) -> None:
-        """Remember the facts of this file version."""
+    def keep_info(self, key: Any, signature: Version, info: Any) -> None:
+        """Remember the facts of this version."""
         with self._guard:
             self._infos.put(key, signature, info, 1)
 
     def forget(self, key: Any) -> None:
-        """Drop everything about ``key`` (its file was replaced or removed)."""
+        """Drop everything about ``key`` (its table changed or was removed)."""
         with self._guard:
             self._bars.drop(key)
             self._infos.drop(key)

@@ -23,6 +23,7 @@ __all__ = [
     "ADJUSTMENT_TOLERANCE",
     "RefreshPolicy",
     "coverage_start",
+    "first_difference",
     "first_day_start",
     "forming_from",
     "history_gap",
@@ -94,10 +95,47 @@ def first_day_start(frame: pd.DataFrame) -> pd.Timestamp:
 
 
 def merge(old: pd.DataFrame, new: pd.DataFrame, replace_from: pd.Timestamp) -> pd.DataFrame:
-    """``old`` before ``replace_from`` followed by ``new`` (which wins from there on)."""
-    merged = pd.concat([old[old.index < replace_from], new])
+    """``old`` with ``new``'s bars from ``replace_from`` on: a bar of ``new`` wins over ``old``'s at its time.
+
+    Bars of ``old`` that ``new`` lacks are kept: a source that no longer serves
+    a bar never takes it out of the cache.
+
+    Examples
+    --------
+    >>> idx = pd.date_range("2024-01-01", periods=3, freq="D", tz="UTC", name="Date")
+    >>> old = pd.DataFrame({"Close": [1.0, 2.0, 3.0]}, index=idx)
+    >>> new = pd.DataFrame({"Close": [2.5, 4.0]}, index=idx[1:].shift(1, "D"))
+    >>> merge(old, new, idx[1])["Close"].tolist()
+    [1.0, 2.0, 2.5, 4.0]
+    """
+    merged = pd.concat([old, new[new.index >= replace_from]])
     merged = merged[~merged.index.duplicated(keep="last")]
     return merged.sort_index(kind="stable")
+
+
+def first_difference(old: pd.DataFrame, new: pd.DataFrame) -> pd.Timestamp | None:
+    """The time of the first bar where ``new`` differs from ``old`` (same columns), or None if ``new``
+    only adds bars after ``old``'s.
+
+    Examples
+    --------
+    >>> idx = pd.date_range("2024-01-01", periods=3, freq="D", tz="UTC", name="Date")
+    >>> old = pd.DataFrame({"Close": [1.0, 2.0]}, index=idx[:2])
+    >>> first_difference(old, pd.DataFrame({"Close": [1.0, 2.0, 3.0]}, index=idx)) is None
+    True
+    >>> str(first_difference(old, pd.DataFrame({"Close": [1.0, 2.5, 3.0]}, index=idx)).date())
+    '2024-01-02'
+    """
+    head = new.iloc[: len(old)]
+    if head.index.equals(old.index) and head.equals(old):
+        return None
+    same_time = head.index == old.index[: len(head)]
+    same_values = (head.to_numpy() == old.iloc[: len(head)].to_numpy()).all(axis=1)
+    differs = ~(same_time & same_values)
+    position = int(np.argmax(differs)) if differs.any() else len(head)
+    if position < len(new) and position < len(old):
+        return min(new.index[position], old.index[position])
+    return new.index[position] if position < len(new) else old.index[position]
 
 
 def readjusted(final: pd.DataFrame, new: pd.DataFrame, actions: pd.DataFrame) -> bool:

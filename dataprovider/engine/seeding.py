@@ -12,13 +12,13 @@ import pandas as pd
 
 from dataprovider.engine.datasets import DatasetInfo, DatasetMeta
 from dataprovider.engine.refresh import first_day_start, merge
-from dataprovider.engine.store import ParquetStore
+from dataprovider.engine.store import DeltaStore
 from dataprovider.enums import DataResolution
 
 __all__ = ["import_frame", "seed"]
 
 
-def seed(store: ParquetStore, datasets: Iterable[tuple[str, DataResolution, pd.DataFrame, str]], source: str) -> int:
+def seed(store: DeltaStore, datasets: Iterable[tuple[str, DataResolution, pd.DataFrame, str]], source: str) -> int:
     """Write each (ticker, resolution, frame, timezone) not yet cached; returns how many were written.
 
     Used to load the bundled sample data into an empty cache: existing
@@ -36,7 +36,7 @@ def seed(store: ParquetStore, datasets: Iterable[tuple[str, DataResolution, pd.D
 
 
 def import_frame(
-    store: ParquetStore, ticker: str, resolution: DataResolution, frame: pd.DataFrame, timezone: str
+    store: DeltaStore, ticker: str, resolution: DataResolution, frame: pd.DataFrame, timezone: str
 ) -> DatasetInfo:
     """Merge bars from a user's file into the cache (the file wins where both have a bar)."""
     with store.lock(ticker, resolution):

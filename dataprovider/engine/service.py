@@ -35,7 +35,7 @@ from dataprovider.engine.downloads import Downloads, StatusCallback
 from dataprovider.engine.refresh import (
     RefreshPolicy,
 )
-from dataprovider.engine.store import ParquetStore
+from dataprovider.engine.store import DeltaStore
 from dataprovider.engine.window import select_window
 from dataprovider.enums import DataResolution
 from dataprovider.errors import (
@@ -83,7 +83,7 @@ class DataService:
 
     Parameters
     ----------
-    store : ParquetStore
+    store : DeltaStore
         The cache.
     source : Source or None
         Where missing bars come from; None serves the cache alone.
@@ -104,7 +104,7 @@ class DataService:
     >>> from dataprovider.engine.seeding import seed
     >>> from dataprovider.sources.sample import sample_datasets
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> store = ParquetStore(tmp.name)
+    >>> store = DeltaStore(tmp.name)
     >>> seed(store, sample_datasets(), source="sample")
     13
     >>> service = DataService(store)
@@ -129,7 +129,7 @@ class DataService:
 
     def __init__(
         self,
-        store: ParquetStore,
+        store: DeltaStore,
         source: Source | None = None,
         *,
         policy: RefreshPolicy | None = None,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from dataprovider.engine.service import DataService
-from dataprovider.engine.store import ParquetStore
+from dataprovider.engine.store import DeltaStore
 from dataprovider.enums import DataResolution
 from dataprovider.protocol.query import BarsQuery
 from tests.conftest import Now
@@ -97,7 +97,7 @@ def test_two_processes_on_one_data_dir_download_missing_data_once(tmp_path):
     summaries, log = run_twins(tmp_path, data_dir, "2022-02-01T00:00Z")
     assert len(bars_requests(log)) == 1
     assert summaries[0] == summaries[1] and summaries[0]["source"] == "yahoo"
-    info = ParquetStore(data_dir).info("NVDA", DataResolution.DAY_01)
+    info = DeltaStore(data_dir).info("NVDA", DataResolution.DAY_01)
     assert info.meta.last_fetched == pd.Timestamp("2022-02-01", tz="UTC")
     assert list((data_dir / "1d").iterdir()) == [info.path]
 
@@ -108,7 +108,7 @@ def test_two_processes_on_one_data_dir_refresh_a_stale_dataset_once(tmp_path, ma
     replay = LoggingReplay(NVDA)
     then = Now(pd.Timestamp("2021-07-01 22:00", tz="UTC"))
     replay.as_of(then.value)
-    service = DataService(ParquetStore(data_dir), make_yahoo_source(replay, then), clock=then)
+    service = DataService(DeltaStore(data_dir), make_yahoo_source(replay, then), clock=then)
     service.get_bars(BarsQuery("NVDA", DataResolution.DAY_01))
     service.close()
 
@@ -117,7 +117,7 @@ def test_two_processes_on_one_data_dir_refresh_a_stale_dataset_once(tmp_path, ma
     assert summaries[0] == summaries[1] and summaries[0]["end_date"].startswith("2021-07-16")
     later = Now(pd.Timestamp("2021-07-16 22:00", tz="UTC"))
     replay.as_of(later.value)
-    cached = ParquetStore(data_dir).read("NVDA", DataResolution.DAY_01)
+    cached = DeltaStore(data_dir).read("NVDA", DataResolution.DAY_01)
     fresh = make_yahoo_source(replay, later).fetch(
         "NVDA", DataResolution.DAY_01, cached.index[0].tz_convert("UTC"), None
     )

@@ -15,10 +15,13 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from dataprovider import DataProviderLocal
+from dataprovider.engine.store import DeltaStore
 from tests.support import services
+from tests.support.frames import assert_same_frame
 from tests.support.replay_server import logged_requests
 from tests.support.waiting import wait_until
 
@@ -98,10 +101,13 @@ def test_a_server_killed_under_a_waiting_client_fails_it_fast_and_a_restarted_on
     assert provider.get_data_socket("SPY", local_only=True, error_callback=down.update) is None
     assert down["code"] == "CONNECTION_FAILED"  # nobody listens: refused at once
 
-    stray = first.data_dir / "1d" / ".NVDA.parquet.k1ll3d.tmp"  # what a server killed mid-write leaves
-    stray.write_bytes((first.data_dir / "1d" / "SPY.parquet").read_bytes()[:1000])
+    table = first.data_dir / "1d" / "SPY"
+    committed = DeltaStore(first.data_dir, memory_cache_bytes=0).read("SPY", "1d")
+    stray = table / f"part-{uuid.uuid4()}.parquet"  # what a server killed mid-write leaves: a file no commit names
+    stray.write_bytes(next(table.glob("part-*.parquet")).read_bytes()[:1000])
     server_process(port=first.port, data_dir=first.data_dir)  # the server is back, on the same port
-    assert not stray.exists()  # swept at start
     frame = provider.get_data_socket("SPY", local_only=True, limit=5)  # the same client object reconnects
     assert len(frame) == 5 and provider.connected
+    assert_same_frame(provider.get_data_socket("SPY", "1d", "max", local_only=True), committed)  # the stray unseen
+    assert not (first.data_dir / ".quarantine").exists()
     provider.disconnect()

@@ -1,20 +1,23 @@
 """SIGTERM and Ctrl-C (SIGINT) while the server works: it stops, exits 0 soon, and leaves the cache whole.
 
 Downloads that finish within the grace period are written; a download that stalls
-is abandoned. Either way no temporary file is left, every dataset reads back whole,
-and a client waiting for an answer learns at once that the server went away.
+is abandoned. Either way no data file is left that no commit names (what a write
+cut short leaves), every dataset reads back whole, and a client waiting for an
+answer learns at once that the server went away.
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
+from pathlib import Path
 
 import pytest
 
 from dataprovider import DataProviderLocal
 from dataprovider.engine.datasets import DatasetMeta
-from dataprovider.engine.store import ParquetStore
+from dataprovider.engine.store import DeltaStore
 from dataprovider.errors import ServerBusyError
 from dataprovider.sources.sample import load_sample, sample_entries
 from tests.support.frames import assert_same_frame
@@ -38,10 +41,22 @@ STALLED = 120.0
 PATIENCE = 30.0
 
 
+def unnamed_data_files(data_dir: Path) -> list[str]:
+    """The data files of the cache's tables that no commit in their log names: what a write cut short leaves."""
+    unnamed = []
+    for log in sorted(data_dir.glob("*/*/_delta_log")):
+        named = set()
+        for commit in log.glob("*.json"):
+            actions = [json.loads(line) for line in commit.read_text(encoding="utf-8").splitlines()]
+            named.update(action["add"]["path"] for action in actions if "add" in action)
+        unnamed += [str(p.relative_to(data_dir)) for p in log.parent.glob("*.parquet") if p.name not in named]
+    return unnamed
+
+
 def assert_cache_whole(data_dir) -> list[str]:
-    """Every dataset reads back whole (page checksums verified), no temporary file, nothing set aside."""
-    assert list(data_dir.rglob("*.tmp")) == []
-    store = ParquetStore(data_dir, memory_cache_bytes=0)
+    """Every dataset reads back whole (page checksums verified), no half-written data file, nothing set aside."""
+    assert unnamed_data_files(data_dir) == []
+    store = DeltaStore(data_dir, memory_cache_bytes=0)
     infos = store.list_datasets()
     assert len(infos) == store.count_datasets()
     for info in infos:
@@ -101,7 +116,7 @@ def test_a_stalled_download_does_not_hold_up_a_ctrl_c(server_process):
     assert "abandon" in server.output.read_text()
 
 
-class PausingStore(ParquetStore):
+class PausingStore(DeltaStore):
     """A store whose writes wait, once under way, until the test lets them go on."""
 
     def __init__(self, *args, **kwargs) -> None:
@@ -109,10 +124,10 @@ class PausingStore(ParquetStore):
         self.under_way = threading.Event()
         self.go_on = threading.Event()
 
-    def _atomic_write(self, path, table) -> None:
+    def _write_data_file(self, path, rows):
         self.under_way.set()
         self.go_on.wait(PATIENCE)
-        super()._atomic_write(path, table)
+        return super()._write_data_file(path, rows)
 
 
 def test_closing_the_store_lets_the_write_under_way_finish_and_refuses_new_ones(tmp_path):

@@ -1,21 +1,22 @@
 """A full or failing disk, and damaged cache files, met by a running server.
 
 Disk faults come from :class:`tests.support.faulty_store.FaultyStore` (the real store
-code, with the OS failing part-way through a write); damage is done to the files of
-a live server's cache, as a crash, a bad disk or a stray editor would.
+code, with the OS failing part-way through a write); damage is done to the data files
+of a live server's cache tables, as a crash, a bad disk or a stray editor would.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
-import time
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from dataprovider.engine.store import DeltaStore
 from tests.conftest import Now
 from tests.support.faulty_store import FaultyStore
 from tests.support.frames import assert_same_frame
@@ -29,9 +30,14 @@ def utc(text: str) -> pd.Timestamp:
     return pd.Timestamp(text, tz="UTC")
 
 
-def files_in(folder: Path) -> list[str]:
-    """Every file name under ``folder`` (temporary ones included), sorted."""
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+def tables_in(folder: Path) -> list[str]:
+    """The names of the Delta tables under ``folder``, sorted."""
+    return sorted(p.name for p in folder.iterdir() if (p / "_delta_log").is_dir()) if folder.exists() else []
+
+
+def data_file(table: Path) -> Path:
+    """The newest data file of a table the cache wrote in one piece."""
+    return max(table.glob("*.parquet"), key=lambda p: p.stat().st_mtime_ns)
 
 
 def truncate(path: Path) -> None:
@@ -79,7 +85,7 @@ def test_a_failing_disk_is_storage_full_and_the_cached_data_is_still_served(live
     provider = server.client(timeout=10)
     before, _ = ask(provider, "NVDA", period="3mo")
     folder = server.store.root / "1d"
-    assert files_in(folder) == ["NVDA.parquet"] and server.store.writes == 1
+    assert tables_in(folder) == ["NVDA"] and server.store.writes == 1
 
     now.value = utc("2021-07-16 22:00")  # two weeks on: NVDA is behind, MSFT was never fetched
     replay.as_of(now.value)
@@ -90,7 +96,7 @@ def test_a_failing_disk_is_storage_full_and_the_cached_data_is_still_served(live
     missing, outcome = ask(provider, "MSFT", period="3mo")
     assert missing is None and outcome.error["code"] == "STORAGE_FULL"
     assert os.strerror(failure) in outcome.error["message"]
-    assert files_in(folder) == ["NVDA.parquet"]  # no MSFT file, no temporary file
+    assert tables_in(folder) == ["NVDA"]  # no MSFT table: its half-written file is in no commit
     assert_same_frame(server.store.read("NVDA", "1d").iloc[-len(before) :], before)
     assert server.store.writes == 1 and not (server.store.root / ".quarantine").exists()
 
@@ -98,15 +104,15 @@ def test_a_failing_disk_is_storage_full_and_the_cached_data_is_still_served(live
     fresh, outcome = ask(provider, "NVDA", period="3mo")
     assert not outcome.info["stale"] and fresh.index[-1] == pd.Timestamp("2021-07-16", tz="America/New_York")
     msft, _ = ask(provider, "MSFT", period="3mo")
-    assert msft is not None and files_in(folder) == ["MSFT.parquet", "NVDA.parquet"]
+    assert msft is not None and tables_in(folder) == ["MSFT", "NVDA"]
     assert server.store.writes == 3
 
 
 @pytest.mark.parametrize("damage", [truncate, flip_page_bytes], ids=["truncated", "flipped-bytes"])
 def test_a_damaged_file_is_set_aside_and_reported_when_local_only(live_server, damage):
     server = live_server()
-    path = server.store.root / "1d" / "SPY.parquet"
-    damage(path)
+    path = server.store.root / "1d" / "SPY"
+    damage(data_file(path))
     provider = server.client(timeout=10)
     frame, outcome = ask(provider, "SPY", local_only=True)
     assert frame is None and outcome.error["code"] == "CACHE_CORRUPT"
@@ -124,17 +130,17 @@ def test_a_damaged_file_is_set_aside_and_reported_when_local_only(live_server, d
 def test_a_damaged_file_is_downloaded_afresh_when_the_source_has_it(live_server, make_yahoo_source, damage):
     replay = YahooReplay(NVDA)
     now = Now(utc("2022-02-01"))
-    server = live_server(make_yahoo_source(replay, now), samples=False, clock=now)
+    # No memory cache: every answer reads the table's files (a copy in memory would still be good).
+    disk_only = functools.partial(DeltaStore, memory_cache_bytes=0)
+    server = live_server(make_yahoo_source(replay, now), samples=False, clock=now, store_class=disk_only)
     provider = server.client(timeout=10)
-    first, _ = ask(provider, "NVDA", period="6mo")  # downloaded, written, and now also held in memory
-    path = server.store.root / "1d" / "NVDA.parquet"
-    damage(path)
-    time.sleep(2 * server.store.memory.recheck_seconds)  # the server looks at the file again after this long
+    first, _ = ask(provider, "NVDA", period="6mo")  # downloaded and written
+    path = server.store.root / "1d" / "NVDA"
+    damage(data_file(path))
 
     again, outcome = ask(provider, "NVDA", period="6mo")
     assert outcome.error is None, outcome.error
     assert_same_frame(again, first)
     assert replay.fetch_count("NVDA") == 2  # downloaded again, not served from the damaged file
     assert len(list((server.store.root / ".quarantine" / "1d").iterdir())) == 1
-    assert_same_frame(server.store.read("NVDA", "1d").iloc[-len(first) :], first)
-    pq.read_table(path, page_checksum_verification=True)
+    assert_same_frame(DeltaStore(server.store.root, memory_cache_bytes=0).read("NVDA", "1d").iloc[-len(first) :], first)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from dataprovider import DataProviderLocal
 from dataprovider.engine.service import DataService
+from dataprovider.engine.store import DeltaStore
 from dataprovider.sources.ratelimit import RateLimiter
 from dataprovider.sources.yahoo import YahooSource
 from tests.conftest import Now
@@ -61,7 +63,7 @@ class World:
     replay: CountingReplay
     now: Now
     provider: DataProviderLocal
-    data_dir: object
+    data_dir: Path
 
 
 @pytest.fixture
@@ -76,6 +78,12 @@ def world(live_server, make_yahoo_source, clock) -> World:
     now.value = pd.Timestamp("2021-07-16 22:00", tz="UTC")
     replay.as_of(now.value)
     return World(replay, now, provider, server.store.root)
+
+
+def assert_only_nvda_cached(data_dir: Path) -> None:
+    """The daily folder holds NVDA's table and nothing else: no table, nor a data file, for the others."""
+    assert sorted(p.name for p in (data_dir / "1d").iterdir()) == ["NVDA"]
+    assert [(i.ticker, i.path) for i in DeltaStore(data_dir).list_datasets()] == [("NVDA", data_dir / "1d" / "NVDA")]
 
 
 def default_of(cls: type, parameter: str):
@@ -115,7 +123,7 @@ def test_an_upstream_fault_is_reported_cached_data_served_and_the_burst_held_bac
     assert frames == {} and {e["code"] for e in errors} == {backing_off} and len(errors) == 1 + len(OTHERS)
     assert all(e["details"]["retry_after"] > 0 for e in errors)
     assert len(world.replay.sent) == asked  # the back-off answered them all: Yahoo was not asked
-    assert sorted(p.name for p in (world.data_dir / "1d").iterdir()) == ["NVDA.parquet"]
+    assert_only_nvda_cached(world.data_dir)
 
 
 def test_answers_without_bars_write_nothing_and_back_nothing_off(world):
@@ -128,7 +136,7 @@ def test_answers_without_bars_write_nothing_and_back_nothing_off(world):
     )
     assert frames == {} and {e["code"] for e in errors} == {"NO_DATA"}
     assert {r.symbol for r in world.replay.requests if r.is_fetch} == {"NVDA", "MSFT", *OTHERS}
-    assert sorted(p.name for p in (world.data_dir / "1d").iterdir()) == ["NVDA.parquet"]
+    assert_only_nvda_cached(world.data_dir)
 
 
 def test_a_rate_limited_batch_does_not_storm_yahoo(live_server, make_yahoo_source):

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from deltalake import DeltaTable
 
 from dataprovider import DataProviderLocal
+from dataprovider.engine.store import DeltaStore
 from dataprovider.notebook.launcher import free_port, start_server
 from dataprovider.sources.sample import sample_entries
 from server import __main__ as cli
@@ -48,7 +50,9 @@ def test_serves_sample_data_without_a_terminal_and_stops_on_sigterm(tmp_path):
     assert process.returncode == 0, output
     assert "serving http://127.0.0.1" in output and "shutting down" in output
     assert "serving http://127.0.0.1" in (tmp_path / "server.log").read_text()
-    assert (tmp_path / "data" / "1d" / "SPY.parquet").exists()
+    info = DeltaStore(tmp_path / "data").info("SPY", "1d")  # the sample data was seeded into the data dir
+    assert info.path == tmp_path / "data" / "1d" / "SPY" and (info.path / "_delta_log").is_dir()
+    assert info.rows >= len(df) and info.meta.source == "sample"
 
 
 def test_a_taken_port_is_a_clear_error(tmp_path):
@@ -104,8 +108,9 @@ def test_import_a_yahoo_csv_then_serve_it(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "imported 2335 bars of INTC 1d (America/New_York)" in result.stdout
-    frame = pd.read_parquet(data_dir / "1d" / "INTC.parquet")
+    frame = DeltaStore(data_dir).read("INTC", "1d")
     assert len(frame) == 2335 and frame.index[0] == pd.Timestamp("1995-01-03", tz="America/New_York")
+    assert DeltaTable(str(data_dir / "1d" / "INTC")).to_pyarrow_table().num_rows == 2335  # as any Delta reader sees it
 
 
 def test_import_of_an_unreadable_file_says_why(tmp_path):
@@ -132,7 +137,7 @@ def test_import_of_an_unreadable_file_says_why(tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and "column" in result.stderr.lower()
-    assert not (tmp_path / "data" / "1d" / "SPY.parquet").exists()
+    assert DeltaStore(tmp_path / "data").info("SPY", "1d") is None and not (tmp_path / "data" / "1d" / "SPY").exists()
 
 
 @pytest.mark.parametrize("argv", [["--version"], ["--help"]])
@@ -156,10 +161,10 @@ def test_help_lists_the_serve_options_and_the_commands():
     for flag in ("--port", "--host", "--token", "--data-dir", "--source", "--offline", "--replay", "--max-in-flight"):
         assert f"  {flag} " in options, flag
     listed = re.findall(r"^    (\S+)", commands, flags=re.MULTILINE)  # wrapped help lines are indented further
-    assert listed == ["serve", "import"]
+    assert listed == ["serve", "import", "migrate"]
 
 
-@pytest.mark.parametrize(("command", "flag"), [("serve", "--token"), ("import", "--ticker")])
+@pytest.mark.parametrize(("command", "flag"), [("serve", "--token"), ("import", "--ticker"), ("migrate", "--data-dir")])
 def test_each_command_has_its_own_help(command, flag):
     text = help_of(command, "--help")
     assert text.startswith(f"usage: python -m server {command} ") and f"  {flag} " in text

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from dataprovider import DataProviderLocal
+from dataprovider.engine.store import DeltaStore
 from dataprovider.notebook.launcher import free_port, start_process, stop
 from dataprovider.sources.sample import sample_entries
 
@@ -65,7 +66,8 @@ def test_server_py_serves_the_sample_data_with_the_options_given(server_url, ser
     health = requests.get(f"{server_url}/api/health", timeout=10).json()
     assert health["status"] == "ok" and health["upstream"] is None  # --offline reached the server
     assert health["cached_instruments"] == len(sample_entries())
-    assert (server_dir / "1d" / "SPY.parquet").exists()  # and so did --data-dir
+    cached = DeltaStore(server_dir).list_datasets()  # and so did --data-dir: the samples were seeded there
+    assert len(cached) == len(sample_entries()) and (server_dir / "1d" / "SPY" / "_delta_log").is_dir()
 
 
 def test_websocket_usage_prints_what_the_server_holds(server_url, tmp_path):

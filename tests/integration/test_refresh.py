@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from dataprovider.engine.service import DataService
-from dataprovider.engine.store import ParquetStore
+from dataprovider.engine.store import DeltaStore
 from dataprovider.enums import DataPeriod, DataResolution
 from dataprovider.errors import (
     NoDataError,
@@ -38,7 +38,7 @@ def world(tmp_path, make_yahoo_source):
     replay = YahooReplay(NVDA, MSFT)
     now = Now(utc("2021-07-01 22:00"))
     source = make_yahoo_source(replay, now)
-    service = DataService(ParquetStore(tmp_path / "cache"), source, clock=now)
+    service = DataService(DeltaStore(tmp_path / "cache"), source, clock=now)
 
     class World:
         pass
@@ -163,7 +163,7 @@ def test_unreachable_upstream_serves_cache_marked_stale(world):
     assert result.frame.index[-1] == pd.Timestamp("2021-07-01", tz="America/New_York")
     with pytest.raises(UpstreamUnavailableError):
         world.service.get_bars(BarsQuery("MSFT", D1, DataPeriod.MONTH_01))  # nothing cached
-    assert not (world.service.store.root / "1d" / "MSFT.parquet").exists()
+    assert world.service.store.info("MSFT", D1) is None and not (world.service.store.root / "1d" / "MSFT").exists()
 
 
 def test_rate_limit_is_reported_and_shared(world):
@@ -202,7 +202,7 @@ def test_intraday_history_is_limited_to_what_yahoo_keeps(tmp_path, make_yahoo_so
     """1m bars exist for the last 30 days only: the window is clipped once, then served from the cache."""
     replay = YahooReplay("nyf2_chart-AAPL-2024-10-02-to-2024-10-03-includePrePost-false-interval-1m.json")
     now = Now(utc("2024-10-04 12:00"))
-    service = DataService(ParquetStore(tmp_path), make_yahoo_source(replay, now), clock=now)
+    service = DataService(DeltaStore(tmp_path), make_yahoo_source(replay, now), clock=now)
     statuses = []
     result = service.get_bars(
         BarsQuery("AAPL", DataResolution.MINUTE_01, DataPeriod.MONTH_01),

@@ -36,7 +36,7 @@ import pytest
 
 from dataprovider import DataProviderLocal, protocol
 from dataprovider.engine.service import DataService
-from dataprovider.engine.store import ParquetStore
+from dataprovider.engine.store import DeltaStore
 from dataprovider.errors import DataProviderError
 from dataprovider.notebook.launcher import free_port, start_server, stop
 from dataprovider.protocol.query import BarsQuery
@@ -186,7 +186,7 @@ def report(figures: dict) -> str:
 def test_fifty_clients_get_every_reply_whole(tmp_path, sample_cache, capsys, record_property):
     data_dir = tmp_path / "data"
     shutil.copytree(sample_cache, data_dir)
-    mix = build_mix(DataService(ParquetStore(data_dir)))
+    mix = build_mix(DataService(DeltaStore(data_dir)))
     port, log = free_port(), tmp_path / "server.log"
     options = ["--data-dir", str(data_dir), "--offline", "--no-samples", "--log-file", "", "--log-level", "WARNING"]
     server = start_server(port, *options, log=log)

@@ -1,14 +1,11 @@
-"""A ParquetStore whose disk fails on demand, and which counts the writes that reached the disk.
+"""A DeltaStore whose disk fails on demand, and which counts the commits that reached the disk.
 
 Set ``store.failure`` to an errno (``errno.ENOSPC``: disk full, ``errno.EIO``: a failing
-disk) and every following write fails the way the OS makes it fail: the temporary
-file is created and half of the Parquet bytes are written into it, then the next
-write raises ``OSError(failure)``. Everything around that is the real store code
-(the clean-up of the temporary file, the ``StorageFullError``), which is what the
-tests exercise. Set ``failure`` back to None and writes succeed again.
-
-The failure is injected by replacing ``pyarrow.parquet.write_table`` for the length
-of one write, so a test must not write through another store at the same time.
+disk) and every following commit fails the way the OS makes it fail: half of a data
+file is written into the table's directory, then the write raises ``OSError(failure)``
+before any commit names the file. Everything around that is the real store code (the
+``StorageFullError``, the previous version left as it was), which is what the tests
+exercise. Set ``failure`` back to None and commits succeed again.
 
 Examples
 --------
@@ -32,29 +29,27 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataprovider.engine.store import ParquetStore
+from dataprovider.engine.store import DeltaStore
 
 __all__ = ["FaultyStore"]
 
-_real_write_table = pq.write_table
 
-
-class FaultyStore(ParquetStore):
-    """A :class:`ParquetStore` with a switch that makes writes fail part-way (see the module docstring).
+class FaultyStore(DeltaStore):
+    """A :class:`DeltaStore` with a switch that makes commits fail part-way (see the module docstring).
 
     Attributes
     ----------
     failure : int or None
-        The errno the next writes fail with (None: they succeed).
+        The errno the next commits fail with (None: they succeed).
     writes : int
-        Writes that replaced a dataset file.
+        Commits that changed a dataset.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -63,21 +58,16 @@ class FaultyStore(ParquetStore):
         self.writes = 0
         self._count_guard = threading.Lock()
 
-    def _atomic_write(self, path: Path, table: pa.Table) -> None:
+    def _write_data_file(self, path: Path, rows: pa.Table) -> Any:
         failure = self.failure
         if failure is None:
-            super()._atomic_write(path, table)
+            added = super()._write_data_file(path, rows)
             with self._count_guard:
                 self.writes += 1
-            return
-
-        def write_half_then_fail(table: pa.Table, where: Any, **kwargs: Any) -> None:
-            encoded = pa.BufferOutputStream()
-            _real_write_table(table, encoded, **kwargs)
-            data = encoded.getvalue().to_pybytes()
-            where.write(data[: len(data) // 2])
-            where.flush()
-            raise OSError(failure, os.strerror(failure))
-
-        with mock.patch.object(pq, "write_table", write_half_then_fail):
-            super()._atomic_write(path, table)
+            return added
+        encoded = pa.BufferOutputStream()
+        pq.write_table(rows, encoded)
+        data = encoded.getvalue().to_pybytes()
+        path.mkdir(parents=True, exist_ok=True)
+        (path / f"part-{uuid.uuid4()}.parquet").write_bytes(data[: len(data) // 2])
+        raise OSError(failure, os.strerror(failure))

@@ -1,7 +1,7 @@
 """One process asking a DataService on a shared data directory for one dataset, at a signal.
 
 Run as ``python -m tests.support.fetch_process DATA_DIR BARRIER_DIR NAME PEERS NOW TICKER
-PERIOD REQUEST_LOG [RECORDING...]``: it builds ``DataService(ParquetStore(DATA_DIR),
+PERIOD REQUEST_LOG [RECORDING...]``: it builds ``DataService(DeltaStore(DATA_DIR),
 YahooSource(<replay of the recordings>))`` with its clock at NOW, then waits at a file
 barrier (it creates ``BARRIER_DIR/NAME`` and waits until PEERS files are there), so
 every process asks at the same moment, then answers ``get_bars`` for TICKER's daily
@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from dataprovider.engine.service import DataService
-from dataprovider.engine.store import ParquetStore
+from dataprovider.engine.store import DeltaStore
 from dataprovider.enums import DataPeriod, DataResolution
 from dataprovider.protocol.query import BarsQuery
 from dataprovider.protocol.replies import result_summary
@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
     replay.as_of(clock)  # Yahoo as it answered at NOW
     with no_network():
         source = YahooSource(replay.session, cache_dir=Path(data_dir) / ".yfinance", now=lambda: clock)
-        service = DataService(ParquetStore(data_dir), source, clock=lambda: clock)
+        service = DataService(DeltaStore(data_dir), source, clock=lambda: clock)
         wait_at_barrier(Path(barrier), name, int(peers))
         result = service.get_bars(BarsQuery(ticker, DataResolution.DAY_01, DataPeriod.parse(period)))
     print(json.dumps(result_summary(result)))

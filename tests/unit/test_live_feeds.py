@@ -10,7 +10,7 @@ import pytest
 from dataprovider.engine.feeds import MAX_FORMING_UPDATES, ReplayFeed
 from dataprovider.engine.resample import resample_bars
 from dataprovider.engine.service import DataService
-from dataprovider.engine.store import ParquetStore
+from dataprovider.engine.store import DeltaStore
 from dataprovider.enums import DataPeriod, DataResolution
 from dataprovider.errors import NotCachedError
 from dataprovider.protocol.query import BarsQuery
@@ -21,7 +21,7 @@ DAY, HOUR, WEEK = DataResolution.DAY_01, DataResolution.HOUR_01, DataResolution.
 @pytest.fixture
 def service(tmp_path, sample_cache) -> DataService:
     shutil.copytree(sample_cache, tmp_path / "data")
-    return DataService(ParquetStore(tmp_path / "data"))
+    return DataService(DeltaStore(tmp_path / "data"))
 
 
 def cached(service: DataService, ticker: str, resolution: DataResolution) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from nbclient import NotebookClient
 from dataprovider import protocol
 from dataprovider.client.batches import ProgressOrderer
 from dataprovider.engine.service import DataService
-from dataprovider.engine.store import ParquetStore
+from dataprovider.engine.store import DeltaStore
 from dataprovider.errors import (
     ConnectionFailedError,
     DataProviderError,
@@ -291,7 +291,7 @@ def test_widget_falls_back_to_text_without_ipywidgets():
 def test_reporter_follows_a_real_batch_answered_from_the_sample_cache(tmp_path, sample_cache):
     """SPY (2519 rows) and AAPL (3379) are cached 1d sample datasets; XYZ is not cached."""
     shutil.copytree(sample_cache, tmp_path / "data")
-    service = DataService(ParquetStore(tmp_path / "data"))
+    service = DataService(DeltaStore(tmp_path / "data"))
     clock = FakeClock()
     reporter = make_reporter("off", 3, clock=clock)
     orderer = ProgressOrderer(reporter.update)

@@ -1,4 +1,4 @@
-"""The Parquet cache: atomic writes, locks, corruption handling, filtered reads, safe paths."""
+"""The Delta Lake cache: commits (whole, appended, replaced ranges), locks, damage handling, memory, safe paths."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import threading
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 from dataprovider.engine.datasets import DatasetMeta
 from dataprovider.engine.memory_cache import MemoryCache
-from dataprovider.engine.store import ROW_GROUP_SIZE, ParquetStore
+from dataprovider.engine.store import DeltaStore, latest_version
 from dataprovider.enums import DataResolution
 from dataprovider.errors import CacheCorruptError, InvalidRequestError, ServerBusyError
 from dataprovider.frames import normalize_frame
@@ -36,48 +38,82 @@ def minute_bars(rows: int, start: str = "2020-01-01", seed: int = 0) -> pd.DataF
 
 
 def test_write_then_read_round_trips_frame_and_meta(tmp_path):
-    store = ParquetStore(tmp_path)
+    store = DeltaStore(tmp_path)
     frame = minute_bars(1000)
     meta = DatasetMeta("UTC", "test", coverage_start=frame.index[0], history_complete=True)
     info = store.write("BTC-USD", R1M, frame, meta)
     pd.testing.assert_frame_equal(store.read("BTC-USD", R1M), frame)
     assert (info.rows, info.first, info.last) == (1000, frame.index[0], frame.index[-1])
     assert store.info("BTC-USD", R1M).meta == meta
-    assert info.path == tmp_path / "1m" / "BTC-USD.parquet"
-    assert [p.name for p in info.path.parent.iterdir()] == ["BTC-USD.parquet"]  # no temp file left
+    assert info.path == tmp_path / "1m" / "BTC-USD" and (info.path / "_delta_log").is_dir()
+    assert info.version == 0
 
 
 def test_missing_dataset_is_none(tmp_path):
-    store = ParquetStore(tmp_path)
+    store = DeltaStore(tmp_path)
     assert store.info("SPY", R1D) is None
     assert store.read("SPY", R1D) is None
     assert store.list_datasets() == []
 
 
-def test_time_filter_is_pushed_into_the_read(tmp_path):
-    """Row groups outside the window are never read: damage in the first one goes unnoticed by a late slice."""
-    store = ParquetStore(tmp_path, memory_cache_bytes=0)  # no memory cache: every read goes to the file
-    frame = minute_bars(ROW_GROUP_SIZE * 4)
-    info = store.write("ETH-USD", R1M, frame, DatasetMeta("UTC", "test"))
-    start, end = frame.index[-5000], frame.index[-100]
-    import pyarrow.parquet as pq
+def data_files(path) -> list:
+    return sorted(p for p in path.iterdir() if p.suffix == ".parquet")
 
-    first_group = pq.ParquetFile(info.path).metadata.row_group(0).column(1)
-    offset = first_group.data_page_offset + 200
-    with open(info.path, "r+b") as handle:  # overwrite bytes inside the first row group's Open column
-        handle.seek(offset)
-        handle.write(b"\x00" * 64)
 
-    window = store.read("ETH-USD", R1M, start=start, end=end)
-    pd.testing.assert_frame_equal(window, frame[(frame.index >= start) & (frame.index < end)])
-    with pytest.raises(CacheCorruptError):
-        store.read("ETH-USD", R1M)  # the full read meets the damage, verified by page checksums
+def test_an_append_commits_only_the_new_rows(tmp_path):
+    store = DeltaStore(tmp_path)
+    frame = minute_bars(10_001)
+    store.write("ETH-USD", R1M, frame.iloc[:10_000], DatasetMeta("UTC", "test"))
+    before = set(data_files(tmp_path / "1m" / "ETH-USD"))
+    info = store.append("ETH-USD", R1M, frame.iloc[10_000:], DatasetMeta("UTC", "test", history_complete=True))
+    added = set(data_files(info.path)) - before
+    assert info.version == 1 and info.rows == 10_001 and info.last == frame.index[-1] and info.meta.history_complete
+    assert len(added) == 1 and pq.ParquetFile(added.pop()).metadata.num_rows == 1
+    pd.testing.assert_frame_equal(DeltaStore(tmp_path).read("ETH-USD", R1M), frame)  # a fresh store: from disk
+    with pytest.raises(ValueError, match="newer"):
+        store.append("ETH-USD", R1M, frame.iloc[-1:], DatasetMeta("UTC", "test"))
+
+
+def test_a_replaced_range_is_one_commit_and_the_old_version_stays_readable(tmp_path):
+    store = DeltaStore(tmp_path)
+    old = minute_bars(1000, seed=1)
+    store.write("ETH-USD", R1M, old, DatasetMeta("UTC", "test"))
+    written = pd.Timestamp.now("UTC")
+    revised = minute_bars(1000, seed=2).iloc[600:]  # same times, other prices
+    info = store.replace_from("ETH-USD", R1M, revised.index[0], revised, DatasetMeta("UTC", "test"))
+    assert info.version == 1 and info.rows == 1000
+    pd.testing.assert_frame_equal(store.read("ETH-USD", R1M), pd.concat([old.iloc[:600], revised]))
+    pd.testing.assert_frame_equal(store.bars_as_of(info, written).to_frame(), old)
+    with pytest.raises(ValueError, match="older"):
+        store.replace_from("ETH-USD", R1M, revised.index[1], revised, DatasetMeta("UTC", "test"))
+
+
+def test_compaction_keeps_every_bar_and_the_bookkeeping(tmp_path):
+    store = DeltaStore(tmp_path, max_files=4)
+    frame = minute_bars(40)
+    store.write("ETH-USD", R1M, frame.iloc[:4], DatasetMeta("UTC", "test"))
+    for start in range(4, 40, 4):
+        info = store.append("ETH-USD", R1M, frame.iloc[start : start + 4], DatasetMeta("UTC", str(start)))
+    again = DeltaStore(tmp_path)
+    pd.testing.assert_frame_equal(again.read("ETH-USD", R1M), frame)
+    assert again.info("ETH-USD", R1M).meta.source == "36" and again.info("ETH-USD", R1M).rows == 40
+    assert len(DeltaTable(str(info.path)).file_uris()) <= 4
+
+
+def test_other_tools_read_a_cache_table_directly(tmp_path):
+    frame = minute_bars(100)
+    info = DeltaStore(tmp_path).write("BTC-USD", R1M, frame, DatasetMeta("UTC", "test"))
+    theirs = DeltaTable(str(info.path)).to_pandas().set_index("Datetime").sort_index()
+    assert theirs.index.equals(frame.index.as_unit("us"))
+    assert theirs[["Open", "High", "Low", "Close", "Volume"]].to_numpy().tolist() == frame.to_numpy().tolist()
 
 
 def test_corrupt_file_is_set_aside_and_never_served(tmp_path):
-    store = ParquetStore(tmp_path)
+    store = DeltaStore(tmp_path)
     info = store.write("SPY", R1D, minute_bars(10).tz_convert("UTC"), DatasetMeta("UTC", "test"))
-    info.path.write_bytes(info.path.read_bytes()[: info.path.stat().st_size // 2])  # torn
+    store.memory.forget(("SPY", "1d"))
+    (file,) = data_files(info.path)
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])  # torn
     with pytest.raises(CacheCorruptError) as caught:
         store.read("SPY", R1D)
     assert caught.value.code == "CACHE_CORRUPT"
@@ -88,7 +124,7 @@ def test_corrupt_file_is_set_aside_and_never_served(tmp_path):
 
 
 def test_readers_never_see_a_torn_file_while_writers_replace_it(tmp_path):
-    store = ParquetStore(tmp_path)
+    store = DeltaStore(tmp_path)
     versions = [minute_bars(20_000, seed=s) for s in range(2)]
     store.write("BTC-USD", R1M, versions[0], DatasetMeta("UTC", "test"))
     stop = threading.Event()
@@ -105,15 +141,16 @@ def test_readers_never_see_a_torn_file_while_writers_replace_it(tmp_path):
         t.start()
     for i in range(20):
         store.write("BTC-USD", R1M, versions[i % 2], DatasetMeta("UTC", "test"))
+        store.memory.forget(("BTC-USD", "1m"))  # readers go to the disk too
     stop.set()
     for t in threads:
         t.join()
     assert problems == []
 
 
-def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+def test_failed_write_keeps_the_old_version(tmp_path):
     """A write that hits a file-size limit (EFBIG, like a full disk) raises STORAGE_FULL and changes nothing."""
-    store = ParquetStore(tmp_path)
+    store = DeltaStore(tmp_path)
     old = minute_bars(100)
     store.write("BTC-USD", R1M, old, DatasetMeta("UTC", "test"))
     script = textwrap.dedent(
@@ -123,10 +160,10 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
         from tests.unit.test_store import minute_bars
         from dataprovider.engine.datasets import DatasetMeta
-        from dataprovider.engine.store import ParquetStore
+        from dataprovider.engine.store import DeltaStore
         from dataprovider.enums import DataResolution
         from dataprovider.errors import StorageFullError
-        store = ParquetStore({str(tmp_path)!r})
+        store = DeltaStore({str(tmp_path)!r})
         try:
             store.write("BTC-USD", DataResolution.MINUTE_01, minute_bars(200_000), DatasetMeta("UTC", "test"))
             print(json.dumps("written"))
@@ -136,12 +173,12 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == "STORAGE_FULL"
-    pd.testing.assert_frame_equal(store.read("BTC-USD", R1M), old)
-    assert [p.name for p in (tmp_path / "1m").iterdir()] == ["BTC-USD.parquet"]
+    pd.testing.assert_frame_equal(DeltaStore(tmp_path).read("BTC-USD", R1M), old)
+    assert latest_version(tmp_path / "1m" / "BTC-USD") == 0
 
 
 def test_lock_is_exclusive_across_processes(tmp_path):
-    store = ParquetStore(tmp_path, lock_timeout=0.2)
+    store = DeltaStore(tmp_path, lock_timeout=0.2)
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -149,9 +186,9 @@ def test_lock_is_exclusive_across_processes(tmp_path):
             textwrap.dedent(
                 f"""
                 import sys, time
-                from dataprovider.engine.store import ParquetStore
+                from dataprovider.engine.store import DeltaStore
                 from dataprovider.enums import DataResolution
-                with ParquetStore({str(tmp_path)!r}).lock("SPY", DataResolution.DAY_01):
+                with DeltaStore({str(tmp_path)!r}).lock("SPY", DataResolution.DAY_01):
                     print("held", flush=True)
                     sys.stdin.readline()
                 """
@@ -173,34 +210,9 @@ def test_lock_is_exclusive_across_processes(tmp_path):
         pass
 
 
-def test_sweep_removes_stray_temp_files_but_not_live_ones(tmp_path):
-    store = ParquetStore(tmp_path)
-    store.write("SPY", R1D, minute_bars(5), DatasetMeta("UTC", "test"))
-    stray = tmp_path / "1d" / ".SPY.parquet.abc123.tmp"
-    stray.write_bytes(b"half a file")
-    live = tmp_path / "1d" / ".AAPL.parquet.def456.tmp"
-    live.write_bytes(b"being written")
-    with store.lock("AAPL", R1D):
-        # Another process's view: it cannot take AAPL's lock while we hold it.
-        other = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                f"from dataprovider.engine.store import ParquetStore; "
-                f"print(ParquetStore({str(tmp_path)!r}).sweep_temp_files())",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    assert other.stdout.strip() == "1"
-    assert not stray.exists() and live.exists()
-    assert store.read("SPY", R1D) is not None
-
-
 @pytest.mark.parametrize("ticker", ["../etc", "a/b", "..", "/abs", "SP Y", "x\x00", "C:\\x", "ÄPL", "A" * 33])
 def test_tickers_can_never_become_paths(tmp_path, ticker):
-    store = ParquetStore(tmp_path)
+    store = DeltaStore(tmp_path)
     with pytest.raises(InvalidRequestError) as caught:
         store.path_for(ticker, R1D)
     assert caught.value.code == "INVALID_TICKER"
@@ -208,26 +220,36 @@ def test_tickers_can_never_become_paths(tmp_path, ticker):
 
 @pytest.mark.parametrize("ticker", ["^GSPC", "EURUSD=X", "BRK-B", "BTC-USD", "0700.HK", "ES=F"])
 def test_yahoo_symbols_map_inside_the_data_dir(tmp_path, ticker):
-    path = ParquetStore(tmp_path).path_for(ticker, R1D)
-    assert path.parent == tmp_path.resolve() / "1d" and path.name == f"{ticker}.parquet"
+    path = DeltaStore(tmp_path).path_for(ticker, R1D)
+    assert path.parent == tmp_path.resolve() / "1d" and path.name == ticker.replace("^", "_")
 
 
-def test_recent_datasets_are_served_from_memory_until_their_file_changes(tmp_path):
+def test_an_index_symbol_round_trips_through_its_table_name(tmp_path):
+    store = DeltaStore(tmp_path)
+    store.write("^GSPC", R1D, minute_bars(3).tz_convert("UTC"), DatasetMeta("UTC", "test"))
+    assert [i.ticker for i in DeltaStore(tmp_path).list_datasets()] == ["^GSPC"]
+
+
+def test_recent_datasets_are_served_from_memory_until_their_table_changes(tmp_path):
     clock = FakeClock()
-    store = ParquetStore(tmp_path, cache=MemoryCache(64 * 2**20, recheck_seconds=0.25, clock=clock))
+    store = DeltaStore(tmp_path, cache=MemoryCache(64 * 2**20, recheck_seconds=0.25, clock=clock))
     first = minute_bars(1000, seed=1)
     info = store.write("BTC-USD", R1M, first, DatasetMeta("UTC", "test"))
     pd.testing.assert_frame_equal(store.read("BTC-USD", R1M), first)
     assert store.memory.used_bytes > 0
-    # Same size and modification time, other bytes: only a copy in memory can still answer.
-    stat = info.path.stat()
-    info.path.write_bytes(b"\0" * stat.st_size)
-    os.utime(info.path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    # Damaged data files: only a copy in memory can still answer.
+    for file in data_files(info.path):
+        file.write_bytes(b"\0" * file.stat().st_size)
     pd.testing.assert_frame_equal(store.read("BTC-USD", R1M), first)
-    # A new version written by another process (another store on the same directory) is
-    # noticed once the last look at the file is older than recheck_seconds.
+    # An append by this store extends the bars in memory (the damaged files are not read again).
+    more = minute_bars(1001, seed=1).iloc[1000:]
+    store.append("BTC-USD", R1M, more, DatasetMeta("UTC", "test"))
+    pd.testing.assert_frame_equal(store.read("BTC-USD", R1M), pd.concat([first, more]))
+    # A new version committed by another process (another store on the same directory) is
+    # noticed once the last look at the table is older than recheck_seconds.
     second = minute_bars(500, seed=2)
-    ParquetStore(tmp_path).write("BTC-USD", R1M, second, DatasetMeta("UTC", "test"))
+    DeltaStore(tmp_path).write("BTC-USD", R1M, second, DatasetMeta("UTC", "test"))
+    pd.testing.assert_frame_equal(store.read("BTC-USD", R1M), pd.concat([first, more]))
     clock.advance(0.3)
     pd.testing.assert_frame_equal(store.read("BTC-USD", R1M), second)
     assert store.info("BTC-USD", R1M).rows == 500
@@ -239,7 +261,7 @@ def test_recent_datasets_are_served_from_memory_until_their_file_changes(tmp_pat
 
 def test_memory_cache_stays_within_its_budget(tmp_path):
     frame = minute_bars(20_000)
-    store = ParquetStore(tmp_path, memory_cache_bytes=int(4.5 * 20_000 * 48))  # room for four of the six
+    store = DeltaStore(tmp_path, memory_cache_bytes=int(4.5 * 20_000 * 48))  # room for four of the six
     for i in range(6):
         store.write(f"T{i}", R1M, frame, DatasetMeta("UTC", "test"))
         assert store.read(f"T{i}", R1M).equals(frame)
