@@ -122,7 +122,7 @@ class DataNotFoundError(DataProviderError, LookupError):
 
 
 class NotCachedError(DataNotFoundError):
-    """The data is not in the cache and the request said local_only."""
+    """The data is not in the cache and the request read the cache alone (local_only, the default)."""
 
     default_code = "NOT_CACHED"
 

@@ -1,8 +1,8 @@
 """Is the server up? Its health and one request over REST: ``python examples/rest_check.py [TICKER]``.
 
 The client talks to ``$DATAPROVIDER_URL``, else http://127.0.0.1:5001, and asks for one year of
-daily bars of TICKER (default SPY) from the cache alone (``local_only=True``). It exits 1, saying
-why, if the server does not answer or the request fails.
+daily bars of TICKER (default SPY) from the cache alone (``local_only=True``, the default). It exits
+1, saying why, if the server does not answer or the request fails.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The guide's Socket.IO examples, run against a server: ``python examples/websocket_usage.py``.
 
 Start a server first (``python server.py``, or ``make serve``). The client talks to
-``$DATAPROVIDER_URL``, else http://127.0.0.1:5001. Every request here is ``local_only=True``: it is
-answered from the server's cache alone (the bundled sample data on a fresh server), so the script
-works offline. Without ``local_only`` the server downloads what its cache lacks from Yahoo Finance.
+``$DATAPROVIDER_URL``, else http://127.0.0.1:5001. Every request here is ``local_only=True`` (the
+default, spelled out): it is answered from the server's cache alone (the bundled sample data on a
+fresh server), so the script works offline. With ``local_only=False`` the server downloads what its
+cache lacks from Yahoo Finance.
 """
 
 from __future__ import annotations

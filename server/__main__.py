@@ -289,7 +289,10 @@ def serve(args: argparse.Namespace) -> int:
         len(server_app.service.store.list_datasets()),
         upstream,
     )
-    stop.wait()
+    # A bounded wait: Python runs signal handlers on the main thread between bytecodes, and a signal
+    # delivered to another thread (deltalake's runtime has several) would wait on an unbounded wait forever.
+    while not stop.wait(0.5):
+        pass
     logger.info("shutting down")
     _end_after_grace(server_app.service.store)
     handle.stop()
@@ -310,7 +313,7 @@ def _end_after_grace(store: DeltaStore) -> None:
     def end() -> None:
         if not store.close(timeout=_WRITE_SECONDS):
             logger.error(
-                "a cache write did not finish within %g s; its temporary file is removed at the next start",
+                "a cache write did not finish within %g s; no commit names its data file, which the next vacuum removes",
                 _WRITE_SECONDS,
             )
         logger.warning("abandoning the requests still waiting after %g s of shutdown", SHUTDOWN_GRACE_SECONDS)

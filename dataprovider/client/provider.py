@@ -9,7 +9,7 @@ awaited together overlap on one shared connection. Cancelling an awaiting task,
 a timeout or Ctrl-C tells the server to drop the rest of the request, and the
 connection stays usable.
 
-The module is longer than most (about 490 lines) because it is the public API:
+The module is longer than most (about 510 lines) because it is the public API:
 each call the seed documents is spelled out with its parameters and examples,
 and the transports it drives live in the modules beside it.
 """
@@ -136,7 +136,7 @@ class DataProviderLocal:
         time_start: object = None,
         time_end: object = None,
         limit: int | None = None,
-        local_only: bool = False,
+        local_only: bool = True,
         callback: Callback = None,
         error_callback: Callback = None,
         auto_disconnect: bool = True,
@@ -154,7 +154,8 @@ class DataProviderLocal:
         limit : int, optional
             Keep only the last ``limit`` rows.
         local_only : bool
-            Answer from the cache alone, never download.
+            Answer from the cache alone, never download (default: True).
+            ``local_only=False`` first downloads what the cache is missing.
         callback : callable, optional
             Called with a dict (ticker, resolution, rows, start_date, end_date,
             timezone, source, stale, warnings, data) on success.
@@ -192,7 +193,7 @@ class DataProviderLocal:
         time_start: object = None,
         time_end: object = None,
         limit: int | None = None,
-        local_only: bool = False,
+        local_only: bool = True,
         callback: Callback = None,
         error_callback: Callback = None,
         progress_callback: Callback = None,
@@ -210,7 +211,9 @@ class DataProviderLocal:
         not interactive; ``$DATAPROVIDER_PROGRESS`` overrides it), True,
         False, 'widget', 'text' or 'off'. Every batch ends with one summary line.
         Ctrl-C stops the batch: the server drops the tickers not yet answered.
-        Other parameters are as for :meth:`get_data_socket`.
+        Other parameters are as for :meth:`get_data_socket`: ``local_only``
+        (default True) reads the cache alone, ``local_only=False`` downloads
+        what it is missing.
         """
         tickers, payload = self._batch_payload(tickers, resolution, period, time_start, time_end, limit, local_only)
         run = BatchRun(tickers, progress, callback, error_callback, progress_callback, self.raise_errors)
@@ -235,16 +238,18 @@ class DataProviderLocal:
         time_start: object = None,
         time_end: object = None,
         limit: int | None = None,
-        local_only: bool = False,
+        local_only: bool = True,
         callback: Callback = None,
         error_callback: Callback = None,
         auto_disconnect: bool = True,
     ) -> pd.DataFrame | None:
         """Awaitable :meth:`get_data_socket`, with the same parameters and result.
 
-        Works with top-level ``await`` in a notebook and in any asyncio program;
-        calls awaited together (``asyncio.gather``) run at the same time.
-        Callbacks run on the event loop's thread.
+        Like it, it reads the cache alone unless ``local_only=False`` (the default
+        is True), which downloads what the cache is missing. Works with top-level
+        ``await`` in a notebook and in any asyncio program; calls awaited together
+        (``asyncio.gather``) run at the same time. Callbacks run on the event
+        loop's thread.
 
         Examples
         --------
@@ -276,7 +281,7 @@ class DataProviderLocal:
         time_start: object = None,
         time_end: object = None,
         limit: int | None = None,
-        local_only: bool = False,
+        local_only: bool = True,
         callback: Callback = None,
         error_callback: Callback = None,
         progress_callback: Callback = None,
@@ -285,6 +290,8 @@ class DataProviderLocal:
     ) -> dict[str, pd.DataFrame]:
         """Awaitable :meth:`get_batch_data_socket`, with the same parameters and result.
 
+        It reads the cache alone unless ``local_only=False`` (the default is True),
+        which downloads what the cache is missing.
         Progress widgets and callbacks are updated on the event loop's thread.
         Cancelling the awaiting task makes the server drop the rest of the batch.
         """
@@ -321,11 +328,15 @@ class DataProviderLocal:
         time_start: object = None,
         time_end: object = None,
         limit: int | None = None,
-        local_only: bool = False,
+        local_only: bool = True,
         callback: Callback = None,
         error_callback: Callback = None,
     ) -> pd.DataFrame | None:
-        """:meth:`get_data_socket` over REST (``GET /api/data/<ticker>``), with the same parameters and result."""
+        """:meth:`get_data_socket` over REST (``GET /api/data/<ticker>``), with the same parameters and result.
+
+        It reads the cache alone unless ``local_only=False`` (the default is True),
+        which downloads what the cache is missing.
+        """
         params = query_payload(resolution, period, time_start, time_end, limit, local_only, "arrow")
         params["local_only"] = "true" if local_only else "false"
         try:
@@ -344,13 +355,17 @@ class DataProviderLocal:
         time_start: object = None,
         time_end: object = None,
         limit: int | None = None,
-        local_only: bool = False,
+        local_only: bool = True,
         callback: Callback = None,
         error_callback: Callback = None,
         progress_callback: Callback = None,
         progress: object = "auto",
     ) -> dict[str, pd.DataFrame]:
-        """:meth:`get_batch_data_socket` over REST (``POST /api/batch``); progress is reported when it ends."""
+        """:meth:`get_batch_data_socket` over REST (``POST /api/batch``); progress is reported when it ends.
+
+        It reads the cache alone unless ``local_only=False`` (the default is True),
+        which downloads what the cache is missing.
+        """
         tickers, body = self._batch_payload(tickers, resolution, period, time_start, time_end, limit, local_only)
         run = BatchRun(tickers, progress, callback, error_callback, progress_callback, self.raise_errors)
         try:

@@ -104,7 +104,9 @@ class PollingFeed:
     ) -> None:
         self.service = service
         self.name = f"polling {service.source.name}"
-        self.query = BarsQuery(ticker, resolution, _POLL_PERIOD.get(resolution, DataPeriod.DAY_05), limit=_POLL_ROWS)
+        period = _POLL_PERIOD.get(resolution, DataPeriod.DAY_05)
+        # Each poll downloads the newest bars through the service, which caches them.
+        self.query = BarsQuery(ticker, resolution, period, limit=_POLL_ROWS, local_only=False)
         default = service.policy.min_interval(resolution).total_seconds()
         self.interval = float(interval if interval is not None else default)
         self._last_final: pd.Timestamp | None = None

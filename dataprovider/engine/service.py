@@ -2,9 +2,9 @@
 
 ``DataService.get_bars`` answers a :class:`~dataprovider.protocol.query.BarsQuery`:
 
-* ``local_only=True``: from the cache alone. A resolution that is not cached is
-  derived from a finer cached one when possible (``resampled``); otherwise
-  ``NOT_CACHED``.
+* ``local_only=True`` (the default): from the cache alone. A resolution that is
+  not cached is derived from a finer cached one when possible (``resampled``);
+  otherwise ``NOT_CACHED``.
 * ``local_only=False``: the cache is first brought up to date from the source
   when it is behind (:mod:`~dataprovider.engine.downloads` asks only for what is
   missing), then the window is cut from it. If the source fails, or the download
@@ -149,7 +149,7 @@ class DataService:
 
     # ------------------------------------------------------------ queries
     def get_bars(self, query: BarsQuery, on_status: StatusCallback | None = None) -> BarsResult:
-        """Answer one query (see the module docstring for the rules), downloading what is missing.
+        """Answer one query (see the module docstring for the rules); ``local_only=False`` downloads what is missing.
 
         Raises
         ------
@@ -294,7 +294,7 @@ class DataService:
                 remedy = (
                     "this server runs offline, so import a file with `python -m server import`"
                     if self.source is None
-                    else "ask without local_only=True to download it, or import a file with `python -m server import`"
+                    else "ask with local_only=False to download it, or import a file with `python -m server import`"
                 )
                 raise NotCachedError(
                     f"{query.ticker} {query.resolution.value} is not in the cache (nor any finer resolution "

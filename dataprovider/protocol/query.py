@@ -102,7 +102,9 @@ class BarsQuery:
     """One validated request for the bars of one ticker.
 
     Build it through :func:`dataprovider.protocol.requests.parse_data_request` (which
-    validates a wire payload) or directly in library code.
+    validates a wire payload) or directly in library code. ``local_only`` (default
+    True) answers from the cache alone; ``local_only=False`` first downloads what
+    the cache is missing.
     """
 
     ticker: str
@@ -111,7 +113,7 @@ class BarsQuery:
     time_start: TimeBound | None = None
     time_end: TimeBound | None = None
     limit: int | None = None
-    local_only: bool = False
+    local_only: bool = True
 
     def for_ticker(self, ticker: str) -> BarsQuery:
         """The same query for another ticker (batches share everything else)."""

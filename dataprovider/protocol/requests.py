@@ -273,7 +273,7 @@ def _query(body: dict[str, Any], ticker: str) -> BarsQuery:
             code="INVALID_TIME_RANGE",
             field="time_start",
         )
-    local_only = body.get("local_only", False)
+    local_only = body.get("local_only", True)
     if not isinstance(local_only, bool):
         raise InvalidRequestError(
             f"local_only must be true or false (a JSON boolean); got {describe_value(local_only)}",

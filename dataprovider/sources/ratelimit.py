@@ -187,13 +187,13 @@ class RateLimiter:
         if self._blocked_error is UpstreamRateLimitedError:
             message = (
                 f"{self.upstream} is rate-limiting this server ({self._blocked_reason}); "
-                f"no requests are sent for another {remaining:.0f} s. Retry later, or use "
-                "local_only=True to read only the cache."
+                f"no requests are sent for another {remaining:.0f} s. Retry later, or ask "
+                "with local_only=True (the default) to read only the cache."
             )
         else:
             message = (
                 f"{self.upstream} could not be reached a moment ago ({self._blocked_reason}); "
                 f"no requests are sent for another {remaining:.0f} s. Check the network "
-                "connection, or use local_only=True to read only the cache."
+                "connection, or ask with local_only=True (the default) to read only the cache."
             )
         raise self._blocked_error(message, ticker=ticker, details={"retry_after": round(remaining, 3)})

@@ -334,7 +334,7 @@ class YahooSource:
         if timezone is None:
             raise UpstreamUnavailableError(
                 f"Yahoo Finance answered the request for {ticker} {resolution} without its metadata; "
-                "retry later, or use local_only=True to read only the cache.",
+                "retry later, or ask with local_only=True (the default) to read only the cache.",
                 ticker=ticker,
             )
         return frame, timezone
@@ -362,7 +362,8 @@ class YahooSource:
             retry_after = self.limiter.report_rate_limited()
             return UpstreamRateLimitedError(
                 f"Yahoo Finance answered HTTP 429 Too Many Requests for {ticker}; no requests are "
-                f"sent for {retry_after:.0f} s. Retry later, or use local_only=True to read only the cache.",
+                f"sent for {retry_after:.0f} s. Retry later, or ask with local_only=True (the default) to read only "
+                "the cache.",
                 ticker=ticker,
                 details={"retry_after": retry_after},
             )
@@ -374,7 +375,7 @@ class YahooSource:
             retry_after = self.limiter.report_unavailable(f"a request timed out after {self.timeout:g} s")
             return UpstreamTimeoutError(
                 f"Yahoo Finance did not answer within {self.timeout:g} s for {ticker}. Retry later, "
-                "raise the source timeout, or use local_only=True to read only the cache.",
+                "raise the source timeout, or ask with local_only=True (the default) to read only the cache.",
                 ticker=ticker,
                 details={"timeout": self.timeout, "retry_after": retry_after},
             )
@@ -387,7 +388,7 @@ class YahooSource:
             retry_after = self.limiter.report_unavailable(cause)
             return UpstreamUnavailableError(
                 f"Could not get {ticker} from Yahoo Finance ({cause}). Check the network connection "
-                "or retry later, or use local_only=True to read only the cache.",
+                "or retry later, or ask with local_only=True (the default) to read only the cache.",
                 ticker=ticker,
                 details={"retry_after": retry_after},
             )

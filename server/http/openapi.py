@@ -163,7 +163,11 @@ def _schemas() -> dict[str, Any]:
                 "time_start": _nullable(_TIME_BOUND),
                 "time_end": _nullable(_TIME_BOUND),
                 "limit": _nullable(_LIMIT),
-                "local_only": {"type": "boolean", "default": False},
+                "local_only": {
+                    "type": "boolean",
+                    "default": True,
+                    "description": "Answer from the cache only; false downloads what is missing.",
+                },
                 "format": {"enum": ["json"], "default": "json"},
             },
         },
@@ -204,8 +208,8 @@ def _data_parameters() -> list[dict[str, Any]]:
         query("limit", _LIMIT, "Keep the last N rows of the window."),
         query(
             "local_only",
-            {"type": "boolean", "default": False},
-            "Answer from the cache only (also 1/0, yes/no, any case).",
+            {"type": "boolean", "default": True},
+            "Answer from the cache only (also 1/0, yes/no, any case); false downloads what is missing.",
         ),
         query("format", {"enum": list(protocol.REST_FORMATS), "default": "json"}, "Encoding of the bars."),
     ]

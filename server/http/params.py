@@ -85,7 +85,9 @@ def payload_from_query_args(ticker: str, args: Any) -> dict[str, Any]:
 
     ``start``/``end`` are accepted for ``time_start``/``time_end``; ``limit`` is
     read like a JSON number and ``local_only`` from a word (true/1/yes,
-    false/0/no, any case). Each parameter may be given once.
+    false/0/no, any case). Each parameter may be given once. Without
+    ``local_only`` the request reads the cache alone (the default, True);
+    ``local_only=false`` downloads what the cache is missing.
 
     Raises
     ------

@@ -43,7 +43,7 @@ def test_two_clients_asking_at_once_cause_one_download_and_one_write(live_server
 
     def ask(i: int) -> None:
         barrier.wait()
-        frames[i] = clients[i].get_data_socket("NVDA", period="6mo")
+        frames[i] = clients[i].get_data_socket("NVDA", period="6mo", local_only=False)
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
     for t in threads:
@@ -109,7 +109,7 @@ def test_two_processes_on_one_data_dir_refresh_a_stale_dataset_once(tmp_path, ma
     then = Now(pd.Timestamp("2021-07-01 22:00", tz="UTC"))
     replay.as_of(then.value)
     service = DataService(DeltaStore(data_dir), make_yahoo_source(replay, then), clock=then)
-    service.get_bars(BarsQuery("NVDA", DataResolution.DAY_01))
+    service.get_bars(BarsQuery("NVDA", DataResolution.DAY_01, local_only=False))
     service.close()
 
     summaries, log = run_twins(tmp_path, data_dir, "2021-07-16T22:00Z")

@@ -86,7 +86,9 @@ def test_a_server_killed_under_a_waiting_client_fails_it_fast_and_a_restarted_on
     outcome: dict = {}
 
     def download() -> None:
-        provider.get_data_socket("NVDA", time_start="2021-06-01", time_end="2021-07-01", error_callback=outcome.update)
+        provider.get_data_socket(
+            "NVDA", time_start="2021-06-01", time_end="2021-07-01", local_only=False, error_callback=outcome.update
+        )
 
     waiting = threading.Thread(target=download)
     waiting.start()

@@ -82,7 +82,7 @@ def test_a_signal_during_a_batch_of_downloads_exits_0_with_the_cache_whole(serve
     def batch(outcome: dict) -> None:
         errors: list[dict] = []
         outcome["frames"] = provider.get_batch_data_socket(
-            TICKERS, **WINDOW, progress=False, error_callback=errors.append
+            TICKERS, **WINDOW, local_only=False, progress=False, error_callback=errors.append
         )
         outcome["codes"] = {e["code"] for e in errors}
 
@@ -104,7 +104,7 @@ def test_a_stalled_download_does_not_hold_up_a_ctrl_c(server_process):
     provider = DataProviderLocal(server.url, timeout=STALLED)
 
     def download(outcome: dict) -> None:
-        provider.get_data_socket("NVDA", **WINDOW, error_callback=outcome.update)
+        provider.get_data_socket("NVDA", **WINDOW, local_only=False, error_callback=outcome.update)
 
     thread, outcome = in_background(download)
     wait_until(lambda: logged_requests(server.request_log), what="the download to start")

@@ -83,17 +83,17 @@ def test_a_failing_disk_is_storage_full_and_the_cached_data_is_still_served(live
     replay.as_of(now.value)
     server = live_server(make_yahoo_source(replay, now), samples=False, clock=now, store_class=FaultyStore)
     provider = server.client(timeout=10)
-    before, _ = ask(provider, "NVDA", period="3mo")
+    before, _ = ask(provider, "NVDA", period="3mo", local_only=False)
     folder = server.store.root / "1d"
     assert tables_in(folder) == ["NVDA"] and server.store.writes == 1
 
     now.value = utc("2021-07-16 22:00")  # two weeks on: NVDA is behind, MSFT was never fetched
     replay.as_of(now.value)
     server.store.failure = failure
-    stale, outcome = ask(provider, "NVDA", period="3mo")
+    stale, outcome = ask(provider, "NVDA", period="3mo", local_only=False)
     assert outcome.info["stale"] and outcome.info["warnings"][0].startswith("STORAGE_FULL")
     assert_same_frame(stale, before)  # the old bars, marked stale
-    missing, outcome = ask(provider, "MSFT", period="3mo")
+    missing, outcome = ask(provider, "MSFT", period="3mo", local_only=False)
     assert missing is None and outcome.error["code"] == "STORAGE_FULL"
     assert os.strerror(failure) in outcome.error["message"]
     assert tables_in(folder) == ["NVDA"]  # no MSFT table: its half-written file is in no commit
@@ -101,9 +101,9 @@ def test_a_failing_disk_is_storage_full_and_the_cached_data_is_still_served(live
     assert server.store.writes == 1 and not (server.store.root / ".quarantine").exists()
 
     server.store.failure = None  # space freed: the next requests download and write again
-    fresh, outcome = ask(provider, "NVDA", period="3mo")
+    fresh, outcome = ask(provider, "NVDA", period="3mo", local_only=False)
     assert not outcome.info["stale"] and fresh.index[-1] == pd.Timestamp("2021-07-16", tz="America/New_York")
-    msft, _ = ask(provider, "MSFT", period="3mo")
+    msft, _ = ask(provider, "MSFT", period="3mo", local_only=False)
     assert msft is not None and tables_in(folder) == ["MSFT", "NVDA"]
     assert server.store.writes == 3
 
@@ -134,11 +134,11 @@ def test_a_damaged_file_is_downloaded_afresh_when_the_source_has_it(live_server,
     disk_only = functools.partial(DeltaStore, memory_cache_bytes=0)
     server = live_server(make_yahoo_source(replay, now), samples=False, clock=now, store_class=disk_only)
     provider = server.client(timeout=10)
-    first, _ = ask(provider, "NVDA", period="6mo")  # downloaded and written
+    first, _ = ask(provider, "NVDA", period="6mo", local_only=False)  # downloaded and written
     path = server.store.root / "1d" / "NVDA"
     damage(data_file(path))
 
-    again, outcome = ask(provider, "NVDA", period="6mo")
+    again, outcome = ask(provider, "NVDA", period="6mo", local_only=False)
     assert outcome.error is None, outcome.error
     assert_same_frame(again, first)
     assert replay.fetch_count("NVDA") == 2  # downloaded again, not served from the damaged file

@@ -74,7 +74,7 @@ def world(live_server, make_yahoo_source, clock) -> World:
     replay.as_of(now.value)
     server = live_server(make_yahoo_source(replay, now), samples=False, clock=now)
     provider = server.client(timeout=20)
-    assert provider.get_data_socket("NVDA", period="3mo") is not None
+    assert provider.get_data_socket("NVDA", period="3mo", local_only=False) is not None
     now.value = pd.Timestamp("2021-07-16 22:00", tz="UTC")
     replay.as_of(now.value)
     return World(replay, now, provider, server.store.root)
@@ -94,7 +94,9 @@ def default_of(cls: type, parameter: str):
 def ask(provider: DataProviderLocal, ticker: str) -> tuple[pd.DataFrame | None, dict]:
     """One request's frame and what came with it (the summary, or the error payload)."""
     seen: dict = {}
-    frame = provider.get_data_socket(ticker, period="3mo", callback=seen.update, error_callback=seen.update)
+    frame = provider.get_data_socket(
+        ticker, period="3mo", local_only=False, callback=seen.update, error_callback=seen.update
+    )
     return frame, seen
 
 
@@ -118,7 +120,7 @@ def test_an_upstream_fault_is_reported_cached_data_served_and_the_burst_held_bac
     asked = len(world.replay.sent)
     errors: list[dict] = []
     frames = world.provider.get_batch_data_socket(
-        ["MSFT", *OTHERS], period="3mo", progress=False, error_callback=errors.append
+        ["MSFT", *OTHERS], period="3mo", local_only=False, progress=False, error_callback=errors.append
     )
     assert frames == {} and {e["code"] for e in errors} == {backing_off} and len(errors) == 1 + len(OTHERS)
     assert all(e["details"]["retry_after"] > 0 for e in errors)
@@ -132,7 +134,7 @@ def test_answers_without_bars_write_nothing_and_back_nothing_off(world):
     assert not seen["stale"] and fresh.index[-1] == pd.Timestamp("2021-07-01", tz="America/New_York")
     errors: list[dict] = []
     frames = world.provider.get_batch_data_socket(
-        ["MSFT", *OTHERS], period="3mo", progress=False, error_callback=errors.append
+        ["MSFT", *OTHERS], period="3mo", local_only=False, progress=False, error_callback=errors.append
     )
     assert frames == {} and {e["code"] for e in errors} == {"NO_DATA"}
     assert {r.symbol for r in world.replay.requests if r.is_fetch} == {"NVDA", "MSFT", *OTHERS}
@@ -150,7 +152,9 @@ def test_a_rate_limited_batch_does_not_storm_yahoo(live_server, make_yahoo_sourc
     server = live_server(make_yahoo_source(replay, now), samples=False, clock=now)
     errors: list[dict] = []
     tickers = ["NVDA", "MSFT", *OTHERS]
-    server.client(timeout=10).get_batch_data_socket(tickers, progress=False, error_callback=errors.append)
+    server.client(timeout=10).get_batch_data_socket(
+        tickers, local_only=False, progress=False, error_callback=errors.append
+    )
     assert [e["code"] for e in errors] == ["UPSTREAM_RATE_LIMITED"] * len(tickers)
     workers = default_of(DataService, "batch_workers")
     assert len({r.symbol for r in replay.requests}) <= workers < len(tickers)

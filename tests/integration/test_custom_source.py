@@ -93,17 +93,17 @@ def test_a_source_in_a_py_file_serves_its_bars(tmp_path, acme, serve):
     replies: list[dict] = []
 
     window = provider.get_data_socket(
-        "ACME", "1d", time_start="2017-03-01", time_end="2017-06-30", callback=replies.append
+        "ACME", "1d", time_start="2017-03-01", time_end="2017-06-30", local_only=False, callback=replies.append
     )
     pd.testing.assert_frame_equal(window, bars.loc["2017-03-01":"2017-06-30"])
     # The history before the window is fetched on its own (the source cuts [start, end)) and joins the cache.
-    everything = provider.get_data_socket("ACME", "1d", "max", callback=replies.append)
+    everything = provider.get_data_socket("ACME", "1d", "max", local_only=False, callback=replies.append)
     pd.testing.assert_frame_equal(everything, bars)
     assert [reply["source"] for reply in replies] == ["csv-folder", "csv-folder"]
     assert provider.health()["upstream"] == "csv-folder"
 
     errors: list[dict] = []
-    assert provider.get_data_socket("NOPE", "1d", "max", error_callback=errors.append) is None
+    assert provider.get_data_socket("NOPE", "1d", "max", local_only=False, error_callback=errors.append) is None
     assert errors[0]["code"] == "SYMBOL_NOT_FOUND"
     assert f"put a file NOPE.csv in {folder / '1d'}" in errors[0]["message"]
 
@@ -112,7 +112,8 @@ def test_an_installed_entry_point_is_a_source_name(tmp_path, acme, serve):
     folder, bars = acme
     url = serve("--source", "team-bars", folder=folder, path=(plugin_folder(tmp_path),))
     replies: list[dict] = []
-    frame = DataProviderLocal(url, timeout=20).get_data_socket("ACME", "1d", "max", callback=replies.append)
+    provider = DataProviderLocal(url, timeout=20)
+    frame = provider.get_data_socket("ACME", "1d", "max", local_only=False, callback=replies.append)
     pd.testing.assert_frame_equal(frame, bars)
     assert replies[0]["source"] == "team-bars"
 

@@ -225,7 +225,7 @@ def yahoo(live_server, make_yahoo_source):
     replay.as_of(now.value)
     policy = RefreshPolicy(min_interval_daily=pd.Timedelta(milliseconds=50))
     server = live_server(make_yahoo_source(replay, now), samples=False, clock=now, policy=policy)
-    server.client().get_data_socket("NVDA", period="3mo")
+    server.client().get_data_socket("NVDA", period="3mo", local_only=False)
     return server, replay, now
 
 

@@ -63,6 +63,15 @@ def test_the_document_uses_the_protocol_constants():
     assert schemas["ErrorPayload"]["properties"]["code"]["enum"] == sorted(ERROR_CLASSES)
 
 
+def test_the_document_gives_the_default_of_local_only_the_server_applies():
+    document = openapi_document()
+    parameters = {p["name"]: p["schema"] for p in document["paths"]["/api/data/{ticker}"]["get"]["parameters"]}
+    batch = document["components"]["schemas"]["BatchRequest"]["properties"]
+    applied = protocol.parse_data_request({"ticker": "SPY"}).query.local_only
+    assert applied is protocol.parse_batch_request({"tickers": ["SPY"]}).query.local_only is True
+    assert parameters["local_only"]["default"] is batch["local_only"]["default"] is applied
+
+
 def test_the_server_serves_the_document(live_server):
     response = requests.get(f"{live_server().url}/api/openapi.json", timeout=10)
     assert response.headers["Content-Type"] == "application/json" and response.json() == openapi_document()

@@ -128,7 +128,9 @@ def test_data_status_reports_a_download(live_server, make_yahoo_source):
     server = live_server(make_yahoo_source(YahooReplay(NVDA), now), samples=False, clock=now)
     client = RawClient(server.url)
     try:
-        events = client.ask(protocol.GET_DATA, {"request_id": "d", "ticker": "NVDA", "period": "1mo"})
+        events = client.ask(
+            protocol.GET_DATA, {"request_id": "d", "ticker": "NVDA", "period": "1mo", "local_only": False}
+        )
     finally:
         client.close()
     statuses = [p["status"] for name, p in events if name == protocol.DATA_STATUS]
@@ -136,7 +138,9 @@ def test_data_status_reports_a_download(live_server, make_yahoo_source):
     assert events[-1][0] == protocol.DATA_RESPONSE and events[-1][1]["source"] == "yahoo"
     client = RawClient(server.url)
     try:  # asked again at once: the source is consulted, the cache is fresh
-        events = client.ask(protocol.GET_DATA, {"request_id": "e", "ticker": "NVDA", "period": "1mo"})
+        events = client.ask(
+            protocol.GET_DATA, {"request_id": "e", "ticker": "NVDA", "period": "1mo", "local_only": False}
+        )
     finally:
         client.close()
     assert [p["status"] for name, p in events if name == protocol.DATA_STATUS] == ["cached"]

@@ -20,7 +20,10 @@ def sample(ticker: str, resolution: str) -> pd.DataFrame:
 
 @pytest.fixture(params=["offline", "yahoo unreachable"])
 def provider(request, live_server, make_yahoo_source) -> DataProviderLocal:
-    """A client of a server on the sample data: offline, or trying a Yahoo that cannot be reached."""
+    """A client of a server on the sample data: offline, or with a Yahoo that cannot be reached.
+
+    The README's calls read the cache alone (``local_only`` defaults to True), so both answer alike.
+    """
     source = None
     if request.param == "yahoo unreachable":
         replay = YahooReplay()

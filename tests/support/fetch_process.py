@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
         source = YahooSource(replay.session, cache_dir=Path(data_dir) / ".yfinance", now=lambda: clock)
         service = DataService(DeltaStore(data_dir), source, clock=lambda: clock)
         wait_at_barrier(Path(barrier), name, int(peers))
-        result = service.get_bars(BarsQuery(ticker, DataResolution.DAY_01, DataPeriod.parse(period)))
+        result = service.get_bars(BarsQuery(ticker, DataResolution.DAY_01, DataPeriod.parse(period), local_only=False))
     print(json.dumps(result_summary(result)))
     return 0
 
