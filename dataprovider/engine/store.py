@@ -216,7 +216,8 @@ class DeltaStore:
         try:
             with self._key_lock(ticker, resolution).hold(self.lock_timeout):
                 path = self.path_for(ticker, resolution)
-                self.memory.remember_look((path.name, path.parent.name), latest_version(path))
+                key = (path.name, path.parent.name)
+                self.memory.remember_look(key, latest_version(path, self.memory.last_seen(key)))
                 yield
         except filelock.Timeout:
             raise ServerBusyError(
@@ -513,7 +514,7 @@ class DeltaStore:
         StorageFullError
             If the disk refuses the data file or the commit; the table keeps its previous version.
         """
-        table = self._writer_table(path, latest_version(path))
+        table = self._writer_table(path, latest_version(path, self.memory.last_seen((path.name, path.parent.name))))
         try:
             adds = [self._write_data_file(path, rows)] if rows.num_rows else []
             doc["files"] = [f.row() for f in kept] + [DataFile.written(a, rows).row() for a in adds]
